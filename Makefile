@@ -1,0 +1,42 @@
+# Taskhub: `make run` starts the service, `make test` runs the suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format migrate services bench fuzz clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	scripts/ensure-services.sh
+
+migrate: $(STAMP) services
+	$(PY) -m scripts.create_database
+	$(VENV)/bin/alembic upgrade head
+
+run: migrate
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start -f Procfile
+
+test: $(STAMP) services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check backend tests alembic scripts bench
+	$(VENV)/bin/ruff format --check backend tests alembic scripts bench
+	scripts/check-compose.sh
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix backend tests alembic scripts bench
+	$(VENV)/bin/ruff format backend tests alembic scripts bench
+
+bench: $(STAMP) services
+	@if ls bench/*.py >/dev/null 2>&1; then for f in bench/bench_*.py; do $(PY) $$f || exit 1; done; \
+	else echo "no benchmarks yet"; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Taskhub: scheduled background tasks on FastAPI, taskiq, PostgreSQL and Redis."""

@@ -1,0 +1,48 @@
+"""One Settings object, read from the environment and an optional `.env`; no I/O."""
+
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import EmailStr, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default that production refuses
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    port: int = 8000
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskhub"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "taskhub"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    rabbitmq_queue: str = "taskhub"
+    rabbitmq_exchange: str = "taskhub"
+    worker_prefetch: int = Field(default=10, ge=1)
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=7, ge=1)
+
+    first_superuser: EmailStr = "admin@example.com"
+    first_superuser_password: SecretStr = SecretStr("changethis")
+
+    cors_origins: list[str] = []
+    max_body_bytes: int = 1024 * 1024
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Self:
+        if self.environment == "production":
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError("JWT_SECRET must be set in production (the default is public)")
+            if len(self.jwt_secret.get_secret_value()) < 32:
+                raise ValueError("JWT_SECRET must be at least 32 characters in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

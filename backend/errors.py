@@ -1,0 +1,170 @@
+"""The exception tree and the handlers that map every error to the one JSON shape.
+
+Shape: {"error": {"status": 404, "code": "not_found", "message": "...", "fields": [...],
+"request_id": "..."}}; `fields` lists the field errors of a 422 and is empty otherwise.
+"""
+
+import logging
+from typing import Any
+
+import aiormq.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.log import request_id_var
+
+logger = logging.getLogger(__name__)
+
+
+class TaskhubError(Exception):
+    status = 500
+    code = "internal_error"
+    message = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.fields = fields or []
+        self.headers = headers
+
+
+class NotFound(TaskhubError):
+    status, code, message = 404, "not_found", "Not found"
+
+
+class Conflict(TaskhubError):
+    status, code, message = 409, "conflict", "Conflict"
+
+
+class Unauthorized(TaskhubError):
+    status, code, message = 401, "unauthorized", "Could not validate credentials"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(TaskhubError):
+    status, code, message = 403, "forbidden", "Not enough privileges"
+
+
+class InvalidInput(TaskhubError):
+    status, code, message = 422, "validation_error", "Invalid input"
+
+
+class TooManyRequests(TaskhubError):
+    status, code, message = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class StoreUnavailable(TaskhubError):
+    status, code, message = 503, "service_unavailable", "A backing service is unavailable"
+
+
+def error_body(
+    status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": message,
+            "fields": fields or [],
+            "request_id": request_id_var.get(),
+        }
+    }
+
+
+def error_response(exc: TaskhubError) -> JSONResponse:
+    return JSONResponse(
+        error_body(exc.status, exc.code, exc.message, exc.fields),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _taskhub_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TaskhubError)
+    if exc.status >= 500:
+        logger.error("request failed: %s", exc)
+    return error_response(exc)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        error_body(exc.status_code, code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def _jsonable_field_error(error: Any) -> dict[str, Any]:
+    return {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [_jsonable_field_error(e) for e in exc.errors()]
+    return error_response(InvalidInput("Request validation failed", fields=fields))
+
+
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("backing service unavailable: %s: %s", type(exc).__name__, exc)
+    return error_response(StoreUnavailable(f"{_store_name(exc)} is unavailable"))
+
+
+def _store_name(exc: Exception) -> str:
+    if isinstance(exc, redis.exceptions.RedisError):
+        return "Redis"
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return "The database"
+    return "The message broker"
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(TaskhubError())
+
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    aiormq.exceptions.AMQPConnectionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(TaskhubError, _taskhub_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for exc_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(exc_type, _store_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

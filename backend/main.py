@@ -1,0 +1,70 @@
+"""The FastAPI app: factory and lifespan (opens and closes the engine, Redis and the broker)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from taskiq_aio_pika import AioPikaBroker
+
+from backend import broker as broker_client
+from backend import errors
+from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
+from backend.api.router import api_router
+from backend.api.routes import health
+from backend.config import Settings, get_settings
+from backend.log import configure_logging
+from backend.services import users
+from backend.stores import Stores
+
+
+def attach_stores(app: FastAPI) -> Stores:
+    """Open the stores and expose them on app.state for the dependencies."""
+    stores = Stores.open(app.state.settings)
+    app.state.stores = stores
+    app.state.sessionmaker = stores.sessionmaker
+    app.state.redis = stores.redis
+    return stores
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    stores = attach_stores(app)
+    try:
+        async with app.state.sessionmaker() as session:
+            await users.ensure_first_superuser(
+                session,
+                email=settings.first_superuser,
+                password=settings.first_superuser_password.get_secret_value(),
+            )
+        await broker_client.connect_quietly(app.state.broker)
+        yield
+    finally:
+        if broker_client.is_connected(app.state.broker):
+            await app.state.broker.shutdown()
+        await stores.close()
+
+
+def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging()
+    app = FastAPI(title="Taskhub", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.broker = broker or broker_client.broker
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,96 @@
+"""ORM tables: what is static or final lives in PostgreSQL."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db import Base
+
+SCHEDULER_TYPES = ("cron", "interval", "date", "manual")
+OVERLAP_POLICIES = ("skip", "allow")
+TRIGGERS = ("scheduled", "manual")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str | None] = mapped_column(String(255))
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+
+class TaskConfig(Timestamped, Base):
+    __tablename__ = "task_configs"
+    __table_args__ = (
+        CheckConstraint(_in("scheduler_type", SCHEDULER_TYPES), name="scheduler_type"),
+        CheckConstraint(_in("overlap_policy", OVERLAP_POLICIES), name="overlap_policy"),
+        CheckConstraint("max_retries BETWEEN 0 AND 10", name="max_retries"),
+        CheckConstraint("timeout_seconds BETWEEN 1 AND 86400", name="timeout_seconds"),
+        CheckConstraint("priority BETWEEN 0 AND 9", name="priority"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    task_type: Mapped[str] = mapped_column(String(200))
+    scheduler_type: Mapped[str] = mapped_column(String(16))
+    schedule_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
+    priority: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    overlap_policy: Mapped[str] = mapped_column(String(8), default="skip", server_default="skip")
+
+
+class TaskExecution(Base):
+    __tablename__ = "task_executions"
+    __table_args__ = (
+        CheckConstraint(_in("trigger", TRIGGERS), name="trigger"),
+        Index("ix_task_executions_config_started", "config_id", "started_at"),
+        Index("ix_task_executions_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # SET NULL: a run of a deleted config keeps its record.
+    config_id: Mapped[int | None] = mapped_column(
+        ForeignKey("task_configs.id", ondelete="SET NULL")
+    )
+    task_id: Mapped[str] = mapped_column(String(64), unique=True)
+    is_success: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    result: Mapped[Any | None] = mapped_column(JSONB)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -1,0 +1,1 @@
+"""The five Redis services (auth, cache, history, scheduler, timeout), one store each."""

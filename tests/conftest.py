@@ -1,0 +1,77 @@
+"""Test session isolation: its own database, Redis key prefix and RabbitMQ queue names.
+
+The environment is set before anything imports `backend`, so every Settings object (in this
+process and in the worker/scheduler processes the tests start) sees the isolated names.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+RUN_ID = uuid.uuid4().hex[:10]
+TEST_DB = f"taskhub_test_{RUN_ID}"
+os.environ.update(
+    {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}",
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_PREFIX": f"taskhub-test-{RUN_ID}",
+        "RABBITMQ_QUEUE": f"taskhub-test-{RUN_ID}",
+        "RABBITMQ_EXCHANGE": f"taskhub-test-{RUN_ID}",
+        "JWT_SECRET": "test-secret-" + "x" * 32,
+        "FIRST_SUPERUSER": "admin@example.com",
+        "FIRST_SUPERUSER_PASSWORD": "admin-password",
+    }
+)
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
+
+from tests import infra  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database() -> Iterator[str]:
+    url = os.environ["DATABASE_URL"]
+    asyncio.run(infra.create_database(url))
+    infra.migrate(url, "head")
+    yield url
+    asyncio.run(infra.cleanup(url))
+
+
+@pytest.fixture(scope="session")
+async def app() -> AsyncIterator[FastAPI]:
+    from backend.main import create_app
+
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    return app.state.sessionmaker
+
+
+@pytest.fixture
+async def session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as db:
+        yield db
+
+
+@pytest.fixture
+def redis(app: FastAPI) -> Redis:
+    return app.state.redis

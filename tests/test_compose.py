@@ -1,0 +1,61 @@
+"""docker-compose.yml runs the whole stack (checked statically: no Docker engine here)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_has_every_process(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "rabbitmq",
+        "migrate",
+        "api",
+        "worker",
+        "scheduler",
+    }
+    assert services["api"]["command"][:2] == ["uvicorn", "backend.main:app"]
+    assert services["worker"]["command"][:3] == ["taskiq", "worker", "backend.worker:broker"]
+    assert services["scheduler"]["command"][:3] == [
+        "taskiq",
+        "scheduler",
+        "backend.scheduler:scheduler",
+    ]
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+
+
+def test_redis_persists_with_aof(compose: dict) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert compose["services"]["redis"]["volumes"]
+
+
+def test_ordering_by_health(compose: dict) -> None:
+    services = compose["services"]
+    for backing in ("postgres", "redis", "rabbitmq", "api"):
+        assert "healthcheck" in services[backing], backing
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for process in ("api", "worker", "scheduler"):
+        depends = services[process]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["rabbitmq"]["condition"] == "service_healthy"
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="the docker-compose client is not installed"
+)
+def test_docker_compose_config_accepts_the_file() -> None:
+    subprocess.run(["docker-compose", "config", "--quiet"], cwd=ROOT, check=True)
