@@ -16,6 +16,7 @@ from backend.config import Settings, get_settings
 from backend.log import configure_logging
 from backend.services import users
 from backend.stores import Stores
+from backend.tasks import load_all
 
 
 def attach_stores(app: FastAPI) -> Stores:
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging()
+    load_all()
     app = FastAPI(title="Taskhub", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.broker = broker or broker_client.broker

@@ -1,6 +1,16 @@
-"""Password hashing (argon2 via pwdlib); pure functions, no I/O."""
+"""Password hashing (argon2 via pwdlib) and JWT encoding/decoding; pure functions, no I/O."""
 
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt
 from pwdlib import PasswordHash
+
+from backend.errors import Unauthorized
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
 
 _hasher = PasswordHash.recommended()
 
@@ -11,3 +21,42 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, hashed: str) -> bool:
     return _hasher.verify(password, hashed)
+
+
+def encode_token(
+    *,
+    subject: str,
+    token_type: TokenType,
+    secret: str,
+    lifetime: timedelta,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Return the signed token and its claims (`sub`, `exp`, `iat`, `jti`, `type`, extras)."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "type": token_type,
+        **(extra or {}),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), claims
+
+
+def decode_token(token: str, *, secret: str, expected_type: TokenType) -> dict[str, Any]:
+    """Verify signature, expiry and type with the algorithm pinned; any failure is a 401."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp", "iat", "jti", "type"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("Token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("Invalid token") from exc
+    if claims["type"] != expected_type:
+        raise Unauthorized(f"Expected an {expected_type} token")
+    return claims

@@ -10,8 +10,11 @@ from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.stores import Stores
+from backend.tasks import load_all
 
 __all__ = ["broker"]
+
+load_all()
 
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)

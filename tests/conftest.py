@@ -32,6 +32,7 @@ from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
 from tests import infra  # noqa: E402
+from tests.auth_helpers import bearer_for  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,3 +76,13 @@ async def session(
 @pytest.fixture
 def redis(app: FastAPI) -> Redis:
     return app.state.redis
+
+
+@pytest.fixture(scope="session")
+async def superuser_headers(app: FastAPI) -> dict[str, str]:
+    from backend.services import users
+
+    async with app.state.sessionmaker() as db:
+        admin = await users.get_by_email(db, email=os.environ["FIRST_SUPERUSER"])
+        assert admin is not None
+        return bearer_for(admin.id)

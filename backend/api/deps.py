@@ -4,11 +4,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq_aio_pika import AioPikaBroker
 
 from backend.config import Settings
+from backend.errors import Forbidden, Unauthorized
+from backend.models import User
+from backend.security import decode_token
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -32,3 +36,33 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 BrokerDep = Annotated[AioPikaBroker, Depends(get_broker)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+async def get_current_user(
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> User:
+    if token is None:
+        raise Unauthorized("Not authenticated")
+    claims = decode_token(
+        token, secret=settings.jwt_secret.get_secret_value(), expected_type="access"
+    )
+    user = await session.get(User, int(claims["sub"]))
+    if user is None or not user.is_active:
+        raise Unauthorized("User is inactive or unknown")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_superuser(user: CurrentUser) -> User:
+    if not user.is_superuser:
+        raise Forbidden("Superuser privileges required")
+    return user
+
+
+SuperUser = Annotated[User, Depends(get_superuser)]

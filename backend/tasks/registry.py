@@ -1,0 +1,62 @@
+"""The one way to define a task type: `@task_type(name, description=..., parameters=Model)`.
+
+The decorator records the type for the API (name, description, parameter schema) and
+registers it with the taskiq broker under the same name, so the worker runs it by name.
+A task function takes its validated parameters model, and optionally `stores` (the worker's
+database and Redis handles) as a keyword argument.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from taskiq import Context, TaskiqDepends
+
+from backend.broker import broker
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    description: str
+    parameters: type[BaseModel]
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.parameters.model_json_schema()
+
+
+_types: dict[str, TaskType] = {}
+
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+def task_type(
+    name: str, *, description: str, parameters: type[BaseModel]
+) -> Callable[[TaskFunction], TaskFunction]:
+    def register(function: TaskFunction) -> TaskFunction:
+        if name in _types:
+            raise ValueError(f"task type {name!r} is already registered")
+        wants_stores = "stores" in inspect.signature(function).parameters
+
+        async def run(context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
+            params = parameters.model_validate(kwargs)
+            if wants_stores:
+                return await function(params, stores=context.state.stores)
+            return await function(params)
+
+        run.__name__ = function.__name__
+        broker.register_task(run, task_name=name)
+        _types[name] = TaskType(name=name, description=description, parameters=parameters)
+        return function
+
+    return register
+
+
+def get(name: str) -> TaskType | None:
+    return _types.get(name)
+
+
+def all_types() -> list[TaskType]:
+    return sorted(_types.values(), key=lambda t: t.name)
