@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq_aio_pika import AioPikaBroker
 
 from backend.config import Settings
-from backend.errors import Forbidden, Unauthorized
-from backend.models import User
+from backend.errors import Forbidden, NotFound, Unauthorized
+from backend.models import TaskConfig, User
 from backend.security import decode_token
 
 
@@ -66,3 +66,13 @@ async def get_superuser(user: CurrentUser) -> User:
 
 
 SuperUser = Annotated[User, Depends(get_superuser)]
+
+
+async def valid_config_id(config_id: int, session: SessionDep) -> TaskConfig:
+    config = await session.get(TaskConfig, config_id)
+    if config is None:
+        raise NotFound(f"Task config {config_id} not found")
+    return config
+
+
+ValidConfig = Annotated[TaskConfig, Depends(valid_config_id)]
