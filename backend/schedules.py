@@ -45,13 +45,10 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Each spec defines `next_fire_after(after, *, anchor=None)`: the first fire time
+    strictly after `after`, in UTC, or None when the schedule fires no more."""
 
-    def next_fire_after(
-        self, after: datetime, *, anchor: datetime | None = None
-    ) -> datetime | None:
-        """The first fire time strictly after `after` (UTC), or None if there is none."""
-        raise NotImplementedError  # each scheduler type defines its own
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CronSpec(_Spec):
