@@ -37,7 +37,8 @@ async def login(
     if user is None or not valid or not user.is_active:
         window = settings.login_window_minutes * 60
         failures = await auth_store.record_failure(redis, subject=login_name, window_seconds=window)
-        logger.info("login failed for user %s (failure %d)", user and user.id, failures)
+        who = "an unknown user" if user is None else f"user {user.id}"
+        logger.info("login failed for %s (failure %d)", who, failures)
         raise Unauthorized(BAD_CREDENTIALS)
     await auth_store.clear_failures(redis, subject=login_name)
     family = new_token_id()
