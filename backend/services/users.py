@@ -98,7 +98,9 @@ async def _refuse_taken(
     for field, value in (("email", email), ("username", username)):
         if value is None:
             continue
-        query = select(User.id).where(getattr(User, field) == value, User.id != (user_id or 0))
+        query = select(User.id).where(getattr(User, field) == value)
+        if user_id is not None:
+            query = query.where(User.id != user_id)
         if await session.scalar(query) is not None:
             raise Conflict(f"A user with this {field} already exists")
 
