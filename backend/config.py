@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
+    # Brute-force lockout per username: this many failures within the window lock it.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
 
     first_superuser: EmailStr = "admin@example.com"
     first_superuser_password: SecretStr = SecretStr("changethis")

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
@@ -19,8 +20,22 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password: str, hashed: str) -> bool:
+def verify_password(password: str, hashed: str | None) -> bool:
+    """Check a password; with no hash (unknown user) verify against a dummy hash and fail,
+    so the response time does not tell whether the user exists."""
+    if hashed is None:
+        _hasher.verify(password, _dummy_hash())
+        return False
     return _hasher.verify(password, hashed)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash(uuid.uuid4().hex)
+
+
+def new_token_id() -> str:
+    return uuid.uuid4().hex
 
 
 def encode_token(
@@ -37,7 +52,7 @@ def encode_token(
         "sub": subject,
         "iat": now,
         "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": new_token_id(),
         "type": token_type,
         **(extra or {}),
     }
@@ -60,3 +75,11 @@ def decode_token(token: str, *, secret: str, expected_type: TokenType) -> dict[s
     if claims["type"] != expected_type:
         raise Unauthorized(f"Expected an {expected_type} token")
     return claims
+
+
+def subject_id(claims: dict[str, Any]) -> int:
+    """The user id in `sub`; a validly signed token with another subject is still refused."""
+    subject = claims["sub"]
+    if not (isinstance(subject, str) and subject.isdigit()):
+        raise Unauthorized("Invalid token")
+    return int(subject)

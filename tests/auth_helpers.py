@@ -1,7 +1,9 @@
 """Bearer headers for tests, minted directly (the login flow has its own tests)."""
 
+import uuid
 from datetime import timedelta
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import get_settings
@@ -32,3 +34,24 @@ async def create_user(
     session.add(user)
     await session.commit()
     return user
+
+
+def unique_username(stem: str = "user") -> str:
+    """Tests share one database, so every user they create gets its own name."""
+    return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
+
+
+async def login_pair(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await login(client, username, password)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}

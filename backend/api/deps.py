@@ -12,7 +12,8 @@ from taskiq_aio_pika import AioPikaBroker
 from backend.config import Settings
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.models import TaskConfig, User
-from backend.security import decode_token
+from backend.schemas.users import UserRead
+from backend.services import auth, users
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -43,29 +44,35 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=F
 async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     session: SessionDep,
+    redis: RedisDep,
     settings: SettingsDep,
-) -> User:
+) -> UserRead:
+    """The user record comes from the Redis user cache: no SQL while the cache is warm."""
     if token is None:
         raise Unauthorized("Not authenticated")
-    claims = decode_token(
-        token, secret=settings.jwt_secret.get_secret_value(), expected_type="access"
-    )
-    user = await session.get(User, int(claims["sub"]))
-    if user is None or not user.is_active:
-        raise Unauthorized("User is inactive or unknown")
-    return user
+    return await auth.authenticate(session, redis, settings=settings, token=token)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[UserRead, Depends(get_current_user)]
 
 
-async def get_superuser(user: CurrentUser) -> User:
+async def get_superuser(user: CurrentUser) -> UserRead:
     if not user.is_superuser:
         raise Forbidden("Superuser privileges required")
     return user
 
 
-SuperUser = Annotated[User, Depends(get_superuser)]
+SuperUser = Annotated[UserRead, Depends(get_superuser)]
+
+
+async def valid_user_id(user_id: int, session: SessionDep) -> User:
+    user = await users.get(session, user_id=user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found")
+    return user
+
+
+ValidUser = Annotated[User, Depends(valid_user_id)]
 
 
 async def valid_config_id(config_id: int, session: SessionDep) -> TaskConfig:

@@ -1,23 +1,121 @@
-"""User rules: lookups and the idempotent first superuser."""
+"""User rules: lookups, the cached record for authenticated requests, create and update."""
 
+import asyncio
 import logging
 
-from sqlalchemy import select
+from redis.asyncio import Redis
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.errors import Conflict
 from backend.models import User
+from backend.schemas.users import UserCreate, UserRead, UserUpdate
 from backend.security import hash_password
+from backend.services.redis import auth as auth_store
+from backend.services.redis import cache
 
 logger = logging.getLogger(__name__)
+
+
+async def get(session: AsyncSession, *, user_id: int) -> User | None:
+    return await session.get(User, user_id)
 
 
 async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
+def normalize_login(login: str) -> str:
+    """Emails are stored lower-case and usernames never contain "@"."""
+    return login.lower() if "@" in login else login
+
+
+async def get_by_login(session: AsyncSession, *, login: str) -> User | None:
+    """By email if `login` has an "@", else by username."""
+    login = normalize_login(login)
+    if "@" in login:
+        return await get_by_email(session, email=login)
+    return await session.scalar(select(User).where(User.username == login))
+
+
+async def get_cached(session: AsyncSession, redis: Redis, *, user_id: int) -> UserRead | None:
+    """The record from the user cache; on a miss from the database, then cached."""
+    cached = await cache.get_user(redis, user_id)
+    if cached is not None:
+        return cached
+    user = await get(session, user_id=user_id)
+    if user is None:
+        return None
+    record = UserRead.model_validate(user)
+    await cache.fill_user(redis, record)
+    return record
+
+
+async def list_page(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
+    total = await session.scalar(select(func.count()).select_from(User))
+    rows = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
+    return list(rows), total or 0
+
+
+async def create(session: AsyncSession, *, data: UserCreate) -> User:
+    await _refuse_taken(session, email=data.email, username=data.username)
+    hashed = await asyncio.to_thread(hash_password, data.password)
+    user = User(**data.model_dump(exclude={"password"}), hashed_password=hashed)
+    session.add(user)
+    await _commit(session)
+    await session.refresh(user)  # created_at and updated_at are set by the database
+    logger.info("created user %s", user.id)
+    return user
+
+
+async def update(session: AsyncSession, redis: Redis, *, user: User, data: UserUpdate) -> User:
+    """Apply the fields sent. The cached record is replaced at once; a password change or a
+    deactivation also revokes the user's refresh tokens."""
+    changes = data.model_dump(exclude_unset=True)
+    await _refuse_taken(
+        session, email=changes.get("email"), username=changes.get("username"), user_id=user.id
+    )
+    password = changes.pop("password", None)
+    if password is not None:
+        user.hashed_password = await asyncio.to_thread(hash_password, password)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    await _commit(session)
+    await session.refresh(user)  # updated_at is set by the database
+    await cache.put_user(redis, UserRead.model_validate(user))
+    if password is not None or changes.get("is_active") is False:
+        await auth_store.revoke_user(redis, user_id=user.id)
+    logger.info("updated user %s (%s)", user.id, ", ".join(sorted(data.model_fields_set)))
+    return user
+
+
+async def _refuse_taken(
+    session: AsyncSession, *, email: str | None, username: str | None, user_id: int | None = None
+) -> None:
+    """A clear 409 naming the field; the unique constraints still catch concurrent writes."""
+    for field, value in (("email", email), ("username", username)):
+        if value is None:
+            continue
+        query = select(User.id).where(getattr(User, field) == value)
+        if user_id is not None:
+            query = query.where(User.id != user_id)
+        if await session.scalar(query) is not None:
+            raise Conflict(f"A user with this {field} already exists")
+
+
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("A user with this email or username already exists") from exc
+
+
 async def ensure_first_superuser(session: AsyncSession, *, email: str, password: str) -> None:
     """Create the first superuser unless that email exists; safe with several API replicas."""
+    email = email.lower()
     if await get_by_email(session, email=email) is not None:
         return
     statement = (

@@ -1,0 +1,45 @@
+"""The current user and user management (superusers)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from backend.api.deps import CurrentUser, RedisDep, SessionDep, SuperUser, ValidUser
+from backend.errors import Conflict
+from backend.schemas.users import UserCreate, UserRead, UsersPage, UserUpdate
+from backend.services import users
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserRead:
+    return user
+
+
+@router.get("")
+async def list_users(
+    _: SuperUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> UsersPage:
+    items, total = await users.list_page(session, limit=limit, offset=offset)
+    return UsersPage(
+        items=[UserRead.model_validate(u) for u in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_user(_: SuperUser, body: UserCreate, session: SessionDep) -> UserRead:
+    return UserRead.model_validate(await users.create(session, data=body))
+
+
+@router.patch("/{user_id}")
+async def update_user(
+    actor: SuperUser, user: ValidUser, body: UserUpdate, session: SessionDep, redis: RedisDep
+) -> UserRead:
+    # A superuser cannot lock themselves out (and possibly everyone with them).
+    if user.id == actor.id and (body.is_active is False or body.is_superuser is False):
+        raise Conflict("You cannot deactivate or demote yourself")
+    return UserRead.model_validate(await users.update(session, redis, user=user, data=body))

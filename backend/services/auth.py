@@ -1,0 +1,126 @@
+"""Login with lockout, refresh rotation with reuse detection, logout, and the bearer check."""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.config import Settings
+from backend.errors import TooManyRequests, Unauthorized
+from backend.schemas.auth import TokenPair
+from backend.schemas.users import UserRead
+from backend.security import decode_token, encode_token, new_token_id, subject_id, verify_password
+from backend.services import users
+from backend.services.redis import auth as auth_store
+
+logger = logging.getLogger(__name__)
+
+# One message for an unknown user, a wrong password and an inactive user: no enumeration.
+BAD_CREDENTIALS = "Incorrect username or password"
+
+
+async def login(
+    session: AsyncSession, redis: Redis, *, settings: Settings, username: str, password: str
+) -> TokenPair:
+    """Check the credentials (counting failures per username) and start a token family."""
+    login_name = users.normalize_login(username)
+    retry_after = await auth_store.locked_for(
+        redis, subject=login_name, max_failures=settings.login_max_failures
+    )
+    if retry_after:
+        raise TooManyRequests("Too many failed logins, try again later", retry_after=retry_after)
+    user = await users.get_by_login(session, login=login_name)
+    hashed = None if user is None else user.hashed_password
+    valid = await asyncio.to_thread(verify_password, password, hashed)
+    if user is None or not valid or not user.is_active:
+        window = settings.login_window_minutes * 60
+        failures = await auth_store.record_failure(redis, subject=login_name, window_seconds=window)
+        who = "an unknown user" if user is None else f"user {user.id}"
+        logger.info("login failed for %s (failure %d)", who, failures)
+        raise Unauthorized(BAD_CREDENTIALS)
+    await auth_store.clear_failures(redis, subject=login_name)
+    family = new_token_id()
+    pair, jti = _mint_pair(settings, user_id=user.id, family=family)
+    await auth_store.store_refresh(
+        redis, jti=jti, user_id=user.id, family=family, ttl_seconds=_refresh_seconds(settings)
+    )
+    logger.info("user %s logged in", user.id)
+    return pair
+
+
+async def refresh(
+    session: AsyncSession, redis: Redis, *, settings: Settings, refresh_token: str
+) -> TokenPair:
+    """Swap a refresh token for a new pair. A token that is no longer stored was used or
+    revoked already: a replay, so every token of its login is revoked."""
+    claims = decode_token(
+        refresh_token, secret=settings.jwt_secret.get_secret_value(), expected_type="refresh"
+    )
+    user_id, family = subject_id(claims), claims.get("family")
+    if not isinstance(family, str):
+        raise Unauthorized("Invalid token")
+    await _active_user(session, redis, user_id=user_id)
+    pair, new_jti = _mint_pair(settings, user_id=user_id, family=family)
+    rotated = await auth_store.rotate_refresh(
+        redis,
+        old_jti=claims["jti"],
+        new_jti=new_jti,
+        user_id=user_id,
+        family=family,
+        ttl_seconds=_refresh_seconds(settings),
+    )
+    if not rotated:
+        revoked = await auth_store.revoke_family(redis, user_id=user_id, family=family)
+        logger.warning("refresh token reuse for user %s: revoked %d tokens", user_id, revoked)
+        raise Unauthorized("Refresh token is no longer valid")
+    return pair
+
+
+async def logout(redis: Redis, *, user_id: int) -> None:
+    revoked = await auth_store.revoke_user(redis, user_id=user_id)
+    logger.info("user %s logged out (%d refresh tokens revoked)", user_id, revoked)
+
+
+async def authenticate(
+    session: AsyncSession, redis: Redis, *, settings: Settings, token: str
+) -> UserRead:
+    """The active user an access token names, from the user cache."""
+    claims = decode_token(
+        token, secret=settings.jwt_secret.get_secret_value(), expected_type="access"
+    )
+    return await _active_user(session, redis, user_id=subject_id(claims))
+
+
+async def _active_user(session: AsyncSession, redis: Redis, *, user_id: int) -> UserRead:
+    user = await users.get_cached(session, redis, user_id=user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("User is inactive or unknown")
+    return user
+
+
+def _mint_pair(settings: Settings, *, user_id: int, family: str) -> tuple[TokenPair, str]:
+    """A signed access and refresh token; returns the pair and the refresh token's id."""
+    secret = settings.jwt_secret.get_secret_value()
+    access, access_claims = encode_token(
+        subject=str(user_id),
+        token_type="access",  # noqa: S106 - a token kind, not a password
+        secret=secret,
+        lifetime=timedelta(minutes=settings.access_token_minutes),
+    )
+    refresh_token, refresh_claims = encode_token(
+        subject=str(user_id),
+        token_type="refresh",  # noqa: S106 - a token kind, not a password
+        secret=secret,
+        lifetime=timedelta(seconds=_refresh_seconds(settings)),
+        extra={"family": family},
+    )
+    # `exp` in the JWT has whole seconds; report exactly that instant.
+    expires_at = access_claims["exp"].replace(microsecond=0)
+    pair = TokenPair(access_token=access, refresh_token=refresh_token, expires_at=expires_at)
+    return pair, refresh_claims["jti"]
+
+
+def _refresh_seconds(settings: Settings) -> int:
+    return settings.refresh_token_days * 86400
