@@ -1,1 +1,1 @@
-"""Pydantic request and response models, one module per area (apart from the ORM models)."""
+"""Pydantic request and response models, one module per API area, apart from the ORM models."""

@@ -1,0 +1,96 @@
+"""Task config routes (superuser only): parse and authorize here, the rules live in
+`backend.services.configs`."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from backend.api.deps import RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.schemas.common import Text
+from backend.schemas.configs import (
+    SchedulerType,
+    TaskConfigCreate,
+    TaskConfigPage,
+    TaskConfigRead,
+    TaskConfigUpdate,
+)
+from backend.services import configs
+from backend.services.redis.scheduler import Status
+
+router = APIRouter(prefix="/tasks/configs", tags=["configs"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_config(
+    data: TaskConfigCreate,
+    session: SessionDep,
+    redis: RedisDep,
+    _: SuperUser,
+    auto_start: bool = False,
+) -> TaskConfigRead:
+    config = await configs.create(session, redis, data=data, auto_start=auto_start)
+    return await configs.present(session, redis, config=config)
+
+
+@router.get("")
+async def list_configs(
+    session: SessionDep,
+    redis: RedisDep,
+    _: SuperUser,
+    task_type: Annotated[Text | None, Query(max_length=200)] = None,
+    scheduler_type: SchedulerType | None = None,
+    schedule_status: Status | None = None,
+    search: Annotated[Text | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskConfigPage:
+    page, total = await configs.get_page(
+        session,
+        redis,
+        limit=limit,
+        offset=offset,
+        task_type=task_type,
+        scheduler_type=scheduler_type,
+        schedule_status=schedule_status,
+        search=search,
+    )
+    items = await configs.present_many(redis, configs=page)
+    return TaskConfigPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{config_id}")
+async def get_config(
+    config: ValidConfig,
+    session: SessionDep,
+    redis: RedisDep,
+    _: SuperUser,
+    include_stats: bool = False,
+    include_history: bool = False,
+) -> TaskConfigRead:
+    return await configs.present(
+        session,
+        redis,
+        config=config,
+        include_stats=include_stats,
+        include_history=include_history,
+    )
+
+
+@router.patch("/{config_id}")
+async def update_config(
+    changes: TaskConfigUpdate,
+    config: ValidConfig,
+    session: SessionDep,
+    redis: RedisDep,
+    _: SuperUser,
+) -> TaskConfigRead:
+    config = await configs.update(session, redis, config=config, changes=changes)
+    return await configs.present(session, redis, config=config)
+
+
+@router.delete("/{config_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_config(
+    config: ValidConfig, session: SessionDep, redis: RedisDep, _: SuperUser
+) -> Response:
+    await configs.delete(session, redis, config=config)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,106 @@
+"""Task config requests and responses; task types."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backend.schemas.common import JsonObject, Name, Text
+from backend.services.execution_stats import ExecutionStats
+from backend.services.redis.scheduler import Status
+
+SchedulerType = Literal["cron", "interval", "date", "manual"]
+OverlapPolicy = Literal["skip", "allow"]
+Description = Annotated[Text, Field(max_length=10_000)]
+TaskTypeName = Annotated[Text, Field(min_length=1, max_length=200)]
+MaxRetries = Annotated[int, Field(ge=0, le=10)]
+TimeoutSeconds = Annotated[int, Field(ge=1, le=86400)]
+Priority = Annotated[int, Field(ge=0, le=9)]
+
+
+class TaskConfigCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: Description | None = None
+    task_type: TaskTypeName
+    scheduler_type: SchedulerType
+    schedule_config: JsonObject = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
+    max_retries: MaxRetries = 0
+    timeout_seconds: TimeoutSeconds = 300
+    priority: Priority = 5
+    overlap_policy: OverlapPolicy = "skip"
+
+
+class TaskConfigUpdate(BaseModel):
+    """Only the fields sent change; objects (`schedule_config`, `parameters`) are replaced
+    whole, not merged key by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Description | None = None
+    task_type: TaskTypeName | None = None
+    scheduler_type: SchedulerType | None = None
+    schedule_config: JsonObject | None = None
+    parameters: JsonObject | None = None
+    max_retries: MaxRetries | None = None
+    timeout_seconds: TimeoutSeconds | None = None
+    priority: Priority | None = None
+    overlap_policy: OverlapPolicy | None = None
+
+    @field_validator(
+        "name",
+        "task_type",
+        "scheduler_type",
+        "schedule_config",
+        "parameters",
+        "max_retries",
+        "timeout_seconds",
+        "priority",
+        "overlap_policy",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for fields that were sent: null clears `description`, nothing else.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class TaskConfigRead(BaseModel):
+    """A stored config merged with its live state from Redis."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    task_type: str
+    scheduler_type: SchedulerType
+    schedule_config: dict[str, Any]
+    parameters: dict[str, Any]
+    max_retries: int
+    timeout_seconds: int
+    priority: int
+    overlap_policy: OverlapPolicy
+    created_at: datetime
+    updated_at: datetime
+    schedule_status: Status = "inactive"
+    next_run_at: datetime | None = None
+    stats: ExecutionStats | None = None
+    recent_history: list[dict[str, Any]] | None = None
+
+
+class TaskConfigPage(BaseModel):
+    items: list[TaskConfigRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskTypeRead(BaseModel):
+    name: str
+    description: str
+    parameters_schema: dict[str, Any]

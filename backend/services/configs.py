@@ -1,0 +1,192 @@
+"""Task config rules: create, list, update and delete, each response merged with the live
+schedule state from Redis.
+
+PostgreSQL holds the config; Redis holds its schedule status and next run. Listing a page
+costs two SQL statements (page + total) and one Redis round trip for all live states,
+whatever the page size (plus one Redis read when filtering by status).
+"""
+
+from redis.asyncio import Redis
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.errors import Conflict, TaskhubError
+from backend.models import TaskConfig
+from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
+from backend.services import config_validation, execution_stats
+from backend.services.redis import history
+from backend.services.redis import scheduler as schedule_state
+
+NAME_CONSTRAINT = "uq_task_configs_name"
+RECENT_HISTORY = 10
+
+
+class SchedulingNotAvailable(TaskhubError):
+    """Until the schedules issue lands, a config cannot be scheduled from here."""
+
+    status, code, message = 501, "not_implemented", "Scheduling is not available yet"
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    # asyncpg's error (the DBAPI error's cause) names the constraint.
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return getattr(cause, "constraint_name", None)
+
+
+async def _flush_or_conflict(session: AsyncSession, name: str) -> None:
+    """Flush; a duplicate name is a 409, also when a concurrent request took it first."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if _violated_constraint(exc) == NAME_CONSTRAINT:
+            raise Conflict(f"A task config named {name!r} already exists") from exc
+        raise
+
+
+async def create(
+    session: AsyncSession, redis: Redis, *, data: TaskConfigCreate, auto_start: bool = False
+) -> TaskConfig:
+    checked = config_validation.check(
+        task_type=data.task_type,
+        parameters=data.parameters,
+        scheduler_type=data.scheduler_type,
+        schedule_config=data.schedule_config,
+        schedule_changed=True,
+    )
+    if auto_start and data.scheduler_type == "manual":
+        raise Conflict("A manual config is never scheduled: run it with POST .../run")
+    if auto_start:
+        raise SchedulingNotAvailable("auto_start needs the scheduler (not available yet)")
+    values = data.model_dump() | {
+        "parameters": checked.parameters,
+        "schedule_config": checked.schedule_config,
+    }
+    config = TaskConfig(**values)
+    session.add(config)
+    await _flush_or_conflict(session, data.name)
+    # The event is written before the commit: if Redis fails, nothing was created.
+    await history.append(redis, config.id, "created")
+    await session.commit()
+    return config
+
+
+def _conditions(
+    *,
+    task_type: str | None,
+    scheduler_type: str | None,
+    search: str | None,
+    status_ids: tuple[bool, set[int]] | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if task_type is not None:
+        conditions.append(TaskConfig.task_type == task_type)
+    if scheduler_type is not None:
+        conditions.append(TaskConfig.scheduler_type == scheduler_type)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        conditions.append(
+            or_(
+                TaskConfig.name.ilike(pattern, escape="\\"),
+                TaskConfig.description.ilike(pattern, escape="\\"),
+            )
+        )
+    if status_ids is not None:
+        include, ids = status_ids
+        conditions.append(TaskConfig.id.in_(ids) if include else TaskConfig.id.not_in(ids))
+    return conditions
+
+
+async def get_page(
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    limit: int,
+    offset: int,
+    task_type: str | None = None,
+    scheduler_type: str | None = None,
+    schedule_status: schedule_state.Status | None = None,
+    search: str | None = None,
+) -> tuple[list[TaskConfig], int]:
+    """One page ordered by id, and the total matching the filters."""
+    status_ids = None
+    if schedule_status is not None:
+        # Status lives in Redis: turn it into an id filter (inactive = in no other set).
+        ids = await schedule_state.ids_with_status(redis, schedule_status)
+        status_ids = (schedule_status != "inactive", ids)
+    conditions = _conditions(
+        task_type=task_type, scheduler_type=scheduler_type, search=search, status_ids=status_ids
+    )
+    total = await session.scalar(select(func.count(TaskConfig.id)).where(*conditions))
+    page = select(TaskConfig).where(*conditions).order_by(TaskConfig.id)
+    configs = (await session.scalars(page.limit(limit).offset(offset))).all()
+    return list(configs), total or 0
+
+
+async def update(
+    session: AsyncSession, redis: Redis, *, config: TaskConfig, changes: TaskConfigUpdate
+) -> TaskConfig:
+    """Apply the fields sent, validate the merged config as a whole, then store it."""
+    sent = changes.model_dump(exclude_unset=True)
+    merged = {
+        field: sent.get(field, getattr(config, field))
+        for field in ("task_type", "parameters", "scheduler_type", "schedule_config")
+    }
+    schedule_changed = (merged["scheduler_type"], merged["schedule_config"]) != (
+        config.scheduler_type,
+        config.schedule_config,
+    )
+    checked = config_validation.check(**merged, schedule_changed=schedule_changed)
+    sent |= {"parameters": checked.parameters, "schedule_config": checked.schedule_config}
+    changed = sorted(field for field, value in sent.items() if getattr(config, field) != value)
+    for field, value in sent.items():
+        setattr(config, field, value)
+    await _flush_or_conflict(session, config.name)
+    if changed:
+        await history.append(redis, config.id, "updated", fields=changed)
+    # The schedules issue re-registers an active schedule here, with the new settings.
+    await session.commit()
+    await session.refresh(config)  # updated_at is set by the database
+    return config
+
+
+async def delete(session: AsyncSession, redis: Redis, *, config: TaskConfig) -> None:
+    """Unschedule, then delete. Execution records stay: their config_id becomes NULL
+    (the foreign key is ON DELETE SET NULL)."""
+    config_id = config.id
+    await schedule_state.forget(redis, config_id)
+    await session.delete(config)
+    await session.commit()
+    await history.append(redis, config_id, "deleted")
+
+
+def _merge(config: TaskConfig, state: schedule_state.LiveState) -> TaskConfigRead:
+    read = TaskConfigRead.model_validate(config)
+    read.schedule_status = state.status
+    # Only an active schedule has a next run; a paused one keeps no stale time on show.
+    read.next_run_at = state.next_run_at if state.status == "active" else None
+    return read
+
+
+async def present_many(redis: Redis, *, configs: list[TaskConfig]) -> list[TaskConfigRead]:
+    """Merge a page with its live states: one Redis round trip for the whole page."""
+    states = await schedule_state.read_states(redis, [config.id for config in configs])
+    return [_merge(config, states[config.id]) for config in configs]
+
+
+async def present(
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    config: TaskConfig,
+    include_stats: bool = False,
+    include_history: bool = False,
+) -> TaskConfigRead:
+    read = _merge(config, await schedule_state.read_state(redis, config.id))
+    if include_stats:
+        stats = await execution_stats.stats_for(session, config_ids=[config.id])
+        read.stats = stats[config.id]
+    if include_history:
+        read.recent_history, _ = await history.read(redis, config.id, limit=RECENT_HISTORY)
+    return read

@@ -1,0 +1,110 @@
+"""Listing a page costs the same SQL statements and Redis round trips for 1 or 100 configs."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models import TaskConfig
+from backend.services.redis import scheduler as schedule_state
+from tests.config_helpers import CONFIGS, unique
+
+
+@dataclass
+class RoundTrips:
+    sql: list[str] = field(default_factory=list)
+    # One entry per Redis round trip: the command names it carried.
+    redis: list[list[str]] = field(default_factory=list)
+
+    def sql_on_configs(self) -> list[str]:
+        return [s for s in self.sql if "task_configs" in s]
+
+    def redis_reading_states(self) -> list[list[str]]:
+        return [trip for trip in self.redis if "HGETALL" in trip]
+
+
+@contextmanager
+def counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
+    trips = RoundTrips()
+    engine = app.state.stores.engine.sync_engine
+
+    def on_sql(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        trips.sql.append(statement)
+
+    # Redis.execute_command is one round trip; a pipeline queues commands (its own
+    # execute_command) and sends them all in Pipeline.execute: one round trip.
+    single = Redis.execute_command
+    flush = Pipeline.execute
+
+    async def counted_single(self: Redis, *args: Any, **options: Any) -> Any:
+        trips.redis.append([str(args[0]).upper()])
+        return await single(self, *args, **options)
+
+    async def counted_flush(self: Pipeline, raise_on_error: bool = True) -> Any:
+        trips.redis.append([str(command[0][0]).upper() for command in self.command_stack])
+        return await flush(self, raise_on_error)
+
+    event.listen(engine, "before_cursor_execute", on_sql)
+    monkeypatch.setattr(Redis, "execute_command", counted_single)
+    monkeypatch.setattr(Pipeline, "execute", counted_flush)
+    try:
+        yield trips
+    finally:
+        event.remove(engine, "before_cursor_execute", on_sql)
+        monkeypatch.undo()
+
+
+async def test_a_page_of_100_costs_what_a_page_of_1_costs(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tag = unique("trips")
+    configs = [
+        TaskConfig(
+            name=f"{tag}-{i:03}",
+            task_type="demo.sleep",
+            scheduler_type="manual",
+            schedule_config={},
+            parameters={},
+        )
+        for i in range(100)
+    ]
+    session.add_all(configs)
+    await session.commit()
+    await schedule_state.set_state(redis, configs[0].id, schedule_state.LiveState("active"))
+
+    async def list_page(limit: int) -> tuple[RoundTrips, dict]:
+        with counting(app, monkeypatch) as trips:
+            params = {"search": tag, "limit": limit}
+            response = await client.get(CONFIGS, params=params, headers=superuser_headers)
+        assert response.status_code == 200
+        return trips, response.json()
+
+    one, small = await list_page(1)
+    hundred, large = await list_page(100)
+
+    assert len(small["items"]) == 1
+    assert len(large["items"]) == 100
+    assert large["total"] == small["total"] == 100
+    assert large["items"][0]["schedule_status"] == "active"
+    # Whatever the request costs around the listing (e.g. loading the current user), the
+    # page size changes nothing...
+    assert len(hundred.sql) == len(one.sql)
+    assert len(hundred.redis) == len(one.redis)
+    # ...and the listing itself is one statement for the total, one for the page, and one
+    # Redis round trip carrying every live state of the page.
+    assert len(hundred.sql_on_configs()) == len(one.sql_on_configs()) == 2
+    assert one.redis_reading_states() == [["HGETALL"]]
+    assert hundred.redis_reading_states() == [["HGETALL"] * 100]
