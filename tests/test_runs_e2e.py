@@ -1,7 +1,6 @@
 """End to end: runs sent through the API or the runs service, executed by a real worker."""
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -58,6 +58,13 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> "Worker":
+        """Start the process and wait until it consumes from the test queue."""
+        self.spawn()
+        queue = os.environ["RABBITMQ_QUEUE"]
+        await eventually(self._consuming(queue), timeout=timeout, interval=0.2)
+        return self
+
+    def spawn(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -69,9 +76,6 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop/kill reach its child too
             )  # fmt: skip
-        queue = os.environ["RABBITMQ_QUEUE"]
-        await eventually(self._consuming(queue), timeout=timeout, interval=0.2)
-        return self
 
     def _consuming(self, queue: str) -> Callable[[], Awaitable[bool]]:
         async def probe() -> bool:

@@ -148,9 +148,10 @@ async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int
         .group_by(run.config_id)
     )
     found: dict[int, ExecutionStats] = {}
-    for row in (await session.execute(statement)).mappings():
-        values = dict(row)
-        found[values.pop("config_id")] = ExecutionStats(**values)
+    for row in await session.execute(statement):
+        values = row._asdict()
+        config_id = values.pop("config_id")
+        found[config_id] = ExecutionStats(**values)
     return {config_id: found.get(config_id, ExecutionStats()) for config_id in config_ids}
 
 
