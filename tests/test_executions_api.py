@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import aio_pika
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -12,10 +13,12 @@ from backend.broker import build_broker
 from backend.config import get_settings
 from backend.main import create_app
 from backend.models import TaskExecution
-from backend.services import executions
+from backend.services import executions, runs
+from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import key
 from tests.auth_helpers import bearer_for, create_user
 from tests.runs_helpers import create_config
+from tests.worker import AMQP_URL
 
 BASE = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -177,6 +180,59 @@ async def test_broker_unreachable_is_503_and_leaves_nothing_behind(
     assert response.status_code == 503
     assert "broker" in response.json()["error"]["message"]
     assert batch.status_code == 503
-    live = [name async for name in redis.scan_iter(match=key("timeout", "run", "*"))]
-    owners = [await redis.hget(name, "config_id") for name in live]
-    assert str(config.id) not in owners
+    assert str(config.id) not in await live_run_owners(redis)
+
+
+async def live_run_owners(redis: Redis) -> list[str | None]:
+    names = [name async for name in redis.scan_iter(match=key("timeout", "run", "*"))]
+    return [await redis.hget(name, "config_id") for name in names]
+
+
+async def test_a_failed_publish_is_503_and_drops_the_queued_marker(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    redis: Redis,
+    superuser_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = await create_config(session)
+
+    async def refuse(message: object) -> None:
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(app.state.broker, "kick", refuse)
+    response = await client.post(
+        f"/api/v1/tasks/configs/{config.id}/run", headers=superuser_headers
+    )
+    assert response.status_code == 503
+    assert str(config.id) not in await live_run_owners(redis)
+
+
+async def test_a_run_is_sent_with_its_labels_and_priority(
+    app: FastAPI, session: AsyncSession, redis: Redis
+) -> None:
+    config = await create_config(
+        session, priority=7, timeout_seconds=42, max_retries=2, parameters={"seconds": 1}
+    )
+    queued = await runs.kick(
+        broker=app.state.broker, redis=redis, settings=get_settings(), config=config,
+        trigger="manual",
+    )  # fmt: skip
+    live = await live_runs.get(redis, queued.task_id)
+    assert live is not None
+    assert live.state == "queued"
+    # No worker runs in this module: take the message off the queue and look at it.
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(get_settings().rabbitmq_queue)
+        message = await queue.get(timeout=5)
+        await message.ack()
+    assert message.headers["task_id"] == queued.task_id
+    assert message.headers["task_name"] == "demo.sleep"
+    assert message.priority == 7
+    labels = {k: message.headers[k] for k in ("config_id", "trigger", "timeout", "max_retries")}
+    assert labels == {"config_id": str(config.id), "trigger": "manual", "timeout": "42",
+                      "max_retries": "3"}  # fmt: skip
+    await live_runs.forget(redis, queued.task_id)
