@@ -100,7 +100,9 @@ class RecordingMiddleware(TaskiqMiddleware):
         config_id = _config_id(message)
         trigger = _trigger(message)
         # Only a scheduled run's first attempt may be refused: a retry continues an admitted run.
-        exclusive = trigger == "scheduled" and labels.get("overlap_policy") == "skip"
+        exclusive = (
+            trigger == "scheduled" and labels.get("overlap_policy") == "skip" and attempt == 1
+        )
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds
         admitted = await live_runs.start(
@@ -111,16 +113,19 @@ class RecordingMiddleware(TaskiqMiddleware):
             attempt=attempt,
             started_at=float(labels.get(STARTED_AT, now)),
             deadline=deadline,
-            exclusive=exclusive and attempt == 1,
+            exclusive=exclusive,
             ttl=int(deadline - now) + settings.queued_run_ttl_seconds,
         )
         if not admitted:
             labels[SKIPPED] = True
             if config_id is not None:
                 await history.append(
-                    self.stores.redis, config_id, "skipped", task_id=message.task_id,
+                    self.stores.redis,
+                    config_id,
+                    "skipped",
+                    task_id=message.task_id,
                     reason="another run of this config is in flight",
-                )  # fmt: skip
+                )
             logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
             return message
         labels.setdefault(STARTED_AT, now)
