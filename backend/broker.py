@@ -29,6 +29,10 @@ def build_broker(settings: Settings) -> AioPikaBroker:
         dead_letter_queue=Queue(
             name=f"{settings.rabbitmq_queue}.dead_letter", type=QueueType.CLASSIC
         ),
+        # Retry backoff (the `delay` label): a message waits here for its per-message TTL, then
+        # is dead-lettered into the task queue. No plugin needed; a long delay at the head of
+        # this queue holds shorter ones behind it, which is fine for retry backoffs.
+        delay_queue=Queue(name=f"{settings.rabbitmq_queue}.delay", type=QueueType.CLASSIC),
         qos=settings.worker_prefetch,
     )
 

@@ -22,6 +22,18 @@ class Settings(BaseSettings):
     rabbitmq_queue: str = "taskhub"
     rabbitmq_exchange: str = "taskhub"
     worker_prefetch: int = Field(default=10, ge=1)
+    broker_send_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Runs: a run's deadline is start + timeout_seconds + lost_run_grace_seconds; past it,
+    # the reaper (every reaper_interval_seconds in each worker) records it as lost.
+    lost_run_grace_seconds: float = Field(default=30.0, ge=0)
+    reaper_interval_seconds: float = Field(default=5.0, gt=0)
+    reaper_lease_seconds: float = Field(default=60.0, gt=0)
+    queued_run_ttl_seconds: int = Field(default=86400, ge=60)
+    retry_delay_seconds: float = Field(default=5.0, ge=0)
+    retry_max_delay_seconds: float = Field(default=300.0, ge=0)
+    result_max_bytes: int = Field(default=64 * 1024, ge=256)
+    error_max_chars: int = Field(default=2000, ge=100)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     access_token_minutes: int = Field(default=15, ge=1)

@@ -1,14 +1,20 @@
-"""The worker process: `taskiq worker backend.worker:broker`.
+"""The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
 
-Opens the stores in the worker startup event, closes them on shutdown, and imports every
-task module so the worker can run each registered type by name.
+Adds the worker-side middlewares (recording, then retries: the order matters, see
+backend/recording.py), opens the stores and starts the reaper in the worker startup event,
+stops both on shutdown, and imports every task module so the worker runs each type by name.
 """
 
-from taskiq import TaskiqEvents, TaskiqState
+import asyncio
+import contextlib
 
+from taskiq import SmartRetryMiddleware, TaskiqEvents, TaskiqState
+
+from backend import reaper
 from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
+from backend.recording import RecordingMiddleware
 from backend.stores import Stores
 from backend.tasks import load_all
 
@@ -16,13 +22,29 @@ __all__ = ["broker"]
 
 load_all()
 
+_settings = get_settings()
+broker.add_middlewares(
+    RecordingMiddleware(),
+    SmartRetryMiddleware(
+        default_retry_count=1,  # runs always carry `max_retries`; without it, no retry
+        default_delay=_settings.retry_delay_seconds,
+        use_delay_exponent=True,
+        max_delay_exponent=_settings.retry_max_delay_seconds,
+    ),
+)
+
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def open_stores(state: TaskiqState) -> None:
     configure_logging()
-    state.stores = Stores.open(get_settings())
+    settings = get_settings()
+    state.stores = Stores.open(settings)
+    state.reaper = asyncio.create_task(reaper.run_forever(state.stores, settings))
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def close_stores(state: TaskiqState) -> None:
+    state.reaper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await state.reaper
     await state.stores.close()

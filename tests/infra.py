@@ -48,7 +48,7 @@ async def delete_queues(queue: str, exchange: str) -> None:
     connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
     async with connection:
         channel = await connection.channel()
-        for name in (queue, f"{queue}.dead_letter"):
+        for name in (queue, f"{queue}.dead_letter", f"{queue}.delay"):
             await channel.queue_delete(name)
         await channel.exchange_delete(exchange)
 

@@ -3,7 +3,8 @@
 The decorator records the type for the API (name, description, parameter schema) and
 registers it with the taskiq broker under the same name, so the worker runs it by name.
 A task function takes its validated parameters model, and optionally `stores` (the worker's
-database and Redis handles) as a keyword argument.
+database and Redis handles) as a keyword argument. It knows nothing about recording: the
+recording middleware (backend/recording.py) does that around it.
 """
 
 import inspect
@@ -13,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from taskiq import Context, TaskiqDepends
+from taskiq.exceptions import NoResultError
 
+from backend import recording
 from backend.broker import broker
 
 
@@ -41,6 +44,10 @@ def task_type(
         wants_stores = "stores" in inspect.signature(function).parameters
 
         async def run(context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
+            if recording.is_skipped(context.message):
+                # Refused by the recording middleware (overlap): taskiq's way to end a run
+                # with no result; nothing is recorded or retried for it.
+                raise NoResultError
             params = parameters.model_validate(kwargs)
             if wants_stores:
                 return await function(params, stores=context.state.stores)

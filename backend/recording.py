@@ -1,0 +1,193 @@
+"""The one recording path: a taskiq middleware that turns every run into exactly one record.
+
+pre_execute   marks the run in flight (or refuses an overlapping scheduled run: `skipped`)
+on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
+post_execute  writes the run's one `task_executions` row, drops it from the in-flight set and
+              appends `succeeded` / `failed` / `timed_out` to the config's history
+
+It must be listed BEFORE SmartRetryMiddleware: taskiq calls on_error hooks in reverse order, so
+ours then runs after the retry middleware has decided, and a re-sent attempt shows up as its
+result's error replaced by NoResultError (`no_result_on_retry`). Task functions know nothing
+of this.
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.exceptions import NoResultError
+
+from backend.config import get_settings
+from backend.models import TRIGGERS
+from backend.services import executions
+from backend.services.executions import Outcome
+from backend.services.redis import history
+from backend.services.redis import timeout as live_runs
+from backend.stores import Stores
+
+logger = logging.getLogger(__name__)
+
+# Labels this middleware sets on a message while it runs. The first two travel on with the
+# retry middleware's copy of the message: a retried run keeps the start of its first attempt.
+STARTED_AT = "taskhub_started_at"
+ATTEMPT = "taskhub_attempt"
+SKIPPED = "taskhub_skipped"
+
+MAX_TIMEOUT_SECONDS = 86400.0  # for messages sent without a `timeout` label
+
+
+def is_skipped(message: TaskiqMessage) -> bool:
+    """True for a run pre_execute refused; the task wrapper then raises NoResultError."""
+    return bool(message.labels.get(SKIPPED))
+
+
+def _config_id(message: TaskiqMessage) -> int | None:
+    value = message.labels.get("config_id")
+    return int(value) if value not in (None, "") else None
+
+
+def _trigger(message: TaskiqMessage) -> str:
+    trigger = str(message.labels.get("trigger", "manual"))
+    return trigger if trigger in TRIGGERS else "manual"
+
+
+def _timeout(message: TaskiqMessage) -> float | None:
+    value = message.labels.get("timeout")
+    return float(value) if value not in (None, "") else None
+
+
+def _timed_out(message: TaskiqMessage, result: TaskiqResult[Any]) -> bool:
+    # anyio.fail_after (taskiq's `timeout` label) raises a bare TimeoutError at the limit.
+    limit = _timeout(message)
+    return (
+        isinstance(result.error, TimeoutError)
+        and limit is not None
+        and result.execution_time >= limit - 0.01
+    )
+
+
+async def finish(stores: Stores, *, outcome: Outcome, event: str) -> bool:
+    """Write the run's record, then drop it from the in-flight set; history only if recorded."""
+    async with stores.sessionmaker() as session:
+        inserted = await executions.record(session, outcome=outcome)
+    async with stores.redis.pipeline(transaction=True) as pipe:
+        live_runs.queue_finish(pipe, task_id=outcome.task_id, config_id=outcome.config_id)
+        if inserted and outcome.config_id is not None:
+            history.queue_append(
+                pipe,
+                outcome.config_id,
+                event,
+                task_id=outcome.task_id,
+                attempts=outcome.attempts,
+                error=outcome.error_message,
+            )
+        await pipe.execute()
+    return inserted
+
+
+class RecordingMiddleware(TaskiqMiddleware):
+    @property
+    def stores(self) -> Stores:
+        return self.broker.state.stores  # opened in the worker startup event
+
+    async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        settings = get_settings()
+        labels = message.labels
+        now = time.time()
+        attempt = int(labels.get("_retries", 0)) + 1
+        config_id = _config_id(message)
+        trigger = _trigger(message)
+        # Only a scheduled run's first attempt may be refused: a retry continues an admitted run.
+        exclusive = (
+            trigger == "scheduled" and labels.get("overlap_policy") == "skip" and attempt == 1
+        )
+        deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
+        deadline += settings.lost_run_grace_seconds
+        admitted = await live_runs.start(
+            self.stores.redis,
+            task_id=message.task_id,
+            config_id=config_id,
+            trigger=trigger,
+            attempt=attempt,
+            started_at=float(labels.get(STARTED_AT, now)),
+            deadline=deadline,
+            exclusive=exclusive,
+            ttl=int(deadline - now) + settings.queued_run_ttl_seconds,
+        )
+        if not admitted:
+            labels[SKIPPED] = True
+            if config_id is not None:
+                await history.append(
+                    self.stores.redis,
+                    config_id,
+                    "skipped",
+                    task_id=message.task_id,
+                    reason="another run of this config is in flight",
+                )
+            logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
+            return message
+        labels.setdefault(STARTED_AT, now)
+        labels[ATTEMPT] = attempt
+        return message
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        if is_skipped(message) or isinstance(exception, NoResultError):
+            return
+        if not isinstance(result.error, NoResultError):
+            return  # the run ends here: post_execute records it
+        settings = get_settings()
+        config_id = _config_id(message)
+        attempt = int(message.labels[ATTEMPT])
+        # Live until the next attempt starts, however long the backoff; then lost if never.
+        deadline = time.time() + settings.retry_max_delay_seconds
+        deadline += (_timeout(message) or MAX_TIMEOUT_SECONDS) + settings.lost_run_grace_seconds
+        await live_runs.requeue(
+            self.stores.redis,
+            task_id=message.task_id,
+            config_id=config_id,
+            attempt=attempt,
+            deadline=deadline,
+        )
+        if config_id is not None:
+            await history.append(
+                self.stores.redis,
+                config_id,
+                "retrying",
+                task_id=message.task_id,
+                attempt=attempt,
+                error=executions.describe_error(exception, max_chars=settings.error_max_chars),
+            )
+
+    async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if is_skipped(message) or isinstance(result.error, NoResultError):
+            return  # skipped, or re-sent for another attempt: not the end of the run
+        event, value, error = _ending(message, result)
+        outcome = Outcome(
+            task_id=message.task_id,
+            config_id=_config_id(message),
+            is_success=event == "succeeded",
+            started_at=datetime.fromtimestamp(float(message.labels[STARTED_AT]), UTC),
+            completed_at=datetime.now(UTC),
+            trigger=_trigger(message),
+            attempts=int(message.labels[ATTEMPT]),
+            result=value,
+            error_message=error,
+        )
+        await finish(self.stores, outcome=outcome, event=event)
+
+
+def _ending(message: TaskiqMessage, result: TaskiqResult[Any]) -> tuple[str, Any, str | None]:
+    """The history event, the capped result and the error message of a run's last attempt."""
+    settings = get_settings()
+    if result.error is None:
+        value = executions.cap_result(result.return_value, max_bytes=settings.result_max_bytes)
+        return "succeeded", value, None
+    if _timed_out(message, result):
+        limit = _timeout(message)
+        return "timed_out", None, f"TimeoutError: the run exceeded its timeout of {limit:g} s"
+    error = executions.describe_error(result.error, max_chars=settings.error_max_chars)
+    return "failed", None, error

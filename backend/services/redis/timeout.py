@@ -1,0 +1,214 @@
+"""The `timeout` store: runs queued or in flight, with their deadlines, and each config's lock.
+
+Keys (all under the prefix):
+- `timeout:run:{task_id}`   hash: config_id, trigger, state (queued|running), queued_at,
+                            started_at, deadline, attempt (times are epoch seconds)
+- `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
+                            records the ones past it as lost
+- `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
+                            (entries past their deadline no longer count, so a lost run cannot
+                            hold it forever)
+"""
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from backend.services.redis.keys import key
+
+QUEUED, RUNNING = "queued", "running"
+
+
+def _run_key(task_id: str) -> str:
+    return key("timeout", "run", task_id)
+
+
+def _deadlines_key() -> str:
+    return key("timeout", "deadlines")
+
+
+def _config_key(config_id: int | None) -> str:
+    # Runs without a config (kicked by hand outside the API) share no lock with anything.
+    return key("timeout", "config", "-" if config_id is None else config_id)
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    task_id: str
+    config_id: int | None
+    trigger: str
+    state: str
+    attempt: int
+    queued_at: datetime | None
+    started_at: datetime | None
+    deadline: datetime | None
+
+    @classmethod
+    def from_hash(cls, task_id: str, fields: dict[str, str]) -> "LiveRun":
+        return cls(
+            task_id=task_id,
+            config_id=int(fields["config_id"]) if fields.get("config_id") else None,
+            trigger=fields.get("trigger", "manual"),
+            state=fields.get("state", QUEUED),
+            attempt=int(fields.get("attempt", 0)),
+            queued_at=_when(fields.get("queued_at")),
+            started_at=_when(fields.get("started_at")),
+            deadline=_when(fields.get("deadline")),
+        )
+
+
+def _when(epoch: str | None) -> datetime | None:
+    return datetime.fromtimestamp(float(epoch), UTC) if epoch else None
+
+
+# Keep the lock key alive until its latest deadline, then let Redis drop it.
+_EXPIRE_LOCK = """
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(last[2])) + 1) end
+"""
+
+# KEYS: run, deadlines, config lock. ARGV: task_id, now, deadline, exclusive, ttl, fields...
+_START = f"""
+local task_id, now, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
+if ARGV[4] == '1' then
+  local others = redis.call('ZCARD', KEYS[3])
+  if redis.call('ZSCORE', KEYS[3], task_id) then others = others - 1 end
+  if others > 0 then
+    redis.call('DEL', KEYS[1])  -- a refused run ends here: drop its `queued` marker
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[3], deadline, task_id)
+{_EXPIRE_LOCK}
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+redis.call('ZADD', KEYS[2], deadline, task_id)
+return 1
+"""
+
+# KEYS: run, deadlines, config lock. ARGV: task_id, attempt, deadline.
+_REQUEUE = f"""
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'state', '{QUEUED}', 'deadline', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+{_EXPIRE_LOCK}
+return 1
+"""
+
+# KEYS: deadlines. ARGV: now, lease_until, limit. Bumping the score is the claim: another
+# reaper sees these entries again only after the lease, by when they are recorded and gone.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
+
+
+async def mark_queued(
+    redis: Redis, *, task_id: str, config_id: int, trigger: str, ttl: int
+) -> None:
+    """Written before the run is sent, so its state can be read until a worker starts it."""
+    fields: dict[str, str | int | float] = {
+        "config_id": config_id,
+        "trigger": trigger,
+        "state": QUEUED,
+        "attempt": 0,
+        "queued_at": time.time(),
+    }
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(_run_key(task_id), mapping=fields)  # type: ignore[arg-type]
+        pipe.expire(_run_key(task_id), ttl)
+        await pipe.execute()
+
+
+async def forget(redis: Redis, task_id: str) -> None:
+    await redis.delete(_run_key(task_id))
+
+
+async def start(
+    redis: Redis,
+    *,
+    task_id: str,
+    config_id: int | None,
+    trigger: str,
+    attempt: int,
+    started_at: float,
+    deadline: float,
+    exclusive: bool,
+    ttl: int,
+) -> bool:
+    """Mark a run in flight; with `exclusive`, only if no other run of its config is."""
+    fields = {
+        "config_id": "" if config_id is None else config_id,
+        "trigger": trigger,
+        "state": RUNNING,
+        "attempt": attempt,
+        "started_at": started_at,
+        "deadline": deadline,
+    }
+    flat = [item for pair in fields.items() for item in pair]
+    keys = [_run_key(task_id), _deadlines_key(), _config_key(config_id)]
+    args = [task_id, time.time(), deadline, int(exclusive), ttl, *flat]
+    return bool(await redis.eval(_START, len(keys), *keys, *args))
+
+
+async def requeue(
+    redis: Redis, *, task_id: str, config_id: int | None, attempt: int, deadline: float
+) -> bool:
+    """Between retries the run stays live (and keeps its lock) until the next attempt's start.
+
+    A no-op when the next attempt has already started (it then owns the entry).
+    """
+    keys = [_run_key(task_id), _deadlines_key(), _config_key(config_id)]
+    return bool(await redis.eval(_REQUEUE, len(keys), *keys, task_id, attempt, deadline))
+
+
+def queue_finish(pipe: Pipeline, *, task_id: str, config_id: int | None) -> None:
+    """Add the removal to a pipeline the caller runs (with the history append, say)."""
+    pipe.zrem(_deadlines_key(), task_id)
+    pipe.zrem(_config_key(config_id), task_id)
+    pipe.delete(_run_key(task_id))
+
+
+async def claim_due(redis: Redis, *, lease_seconds: float, limit: int = 100) -> list[LiveRun]:
+    """Claim started runs past their deadline for this reaper, for `lease_seconds`."""
+    now = time.time()
+    task_ids = await redis.eval(_CLAIM, 1, _deadlines_key(), now, now + lease_seconds, limit)
+    if not task_ids:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hgetall(_run_key(task_id))
+        hashes = await pipe.execute()
+    claimed = list(zip(task_ids, hashes, strict=True))
+    # A run that finished between the claim and this read left nothing to record.
+    gone = [task_id for task_id, fields in claimed if not fields]
+    if gone:
+        await redis.zrem(_deadlines_key(), *gone)
+    return [LiveRun.from_hash(task_id, fields) for task_id, fields in claimed if fields]
+
+
+async def get(redis: Redis, task_id: str) -> LiveRun | None:
+    fields: dict[str, str] = await redis.hgetall(_run_key(task_id))  # type: ignore[assignment]
+    return LiveRun.from_hash(task_id, fields) if fields else None
+
+
+async def count_in_flight(redis: Redis) -> int:
+    return int(await redis.zcard(_deadlines_key()))
+
+
+async def in_flight_counts(redis: Redis, config_ids: Iterable[int]) -> dict[int, int]:
+    """Started runs per config, in one round trip whatever the number of configs."""
+    ids = list(config_ids)
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for config_id in ids:
+            pipe.zcount(_config_key(config_id), now, "+inf")
+        counts = await pipe.execute()
+    return dict(zip(ids, map(int, counts), strict=True))

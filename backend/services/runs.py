@@ -1,0 +1,158 @@
+"""The one way runs are sent: by task type name, with the config's parameters and labels.
+
+Used by run now, batch run and the scheduler (which stores `labels_for(config, "scheduled")`
+and `parameters_for(config)` in its schedule entries).
+"""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq.exceptions import SendTaskError
+from taskiq.kicker import AsyncKicker
+from taskiq_aio_pika import AioPikaBroker
+
+from backend import broker as broker_client
+from backend.config import Settings
+from backend.errors import InvalidInput, NotFound, StoreUnavailable, TaskhubError
+from backend.models import TaskConfig
+from backend.services.redis import timeout as live_runs
+from backend.tasks import registry
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    task_id: str
+    config_id: int
+    queued_at: datetime
+
+
+def parameters_for(
+    config: TaskConfig, override: dict[str, Any] | None = None, *, loc: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The run's parameters (the override, else the config's), validated against its type."""
+    task_type = registry.get(config.task_type)
+    if task_type is None:
+        raise InvalidInput(f"Task type {config.task_type!r} is not registered")
+    try:
+        model = task_type.parameters.model_validate(
+            config.parameters if override is None else override
+        )
+    except ValidationError as exc:
+        fields = [
+            {"loc": [*loc, *error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors()
+        ]
+        raise InvalidInput("Parameters do not fit the task type", fields=fields) from exc
+    return model.model_dump(mode="json")
+
+
+def labels_for(config: TaskConfig, *, trigger: str) -> dict[str, Any]:
+    """What the worker needs to know about a run: the worker never reads the config."""
+    return {
+        "config_id": config.id,
+        "trigger": trigger,
+        "overlap_policy": config.overlap_policy,
+        "priority": config.priority,  # RabbitMQ message priority (the queue has max 9)
+        "timeout": config.timeout_seconds,  # taskiq cancels the run after this many seconds
+        "retry_on_error": config.max_retries > 0,
+        # SmartRetryMiddleware retries while attempt < max_retries: the label counts attempts.
+        "max_retries": config.max_retries + 1,
+    }
+
+
+async def send(
+    broker: AioPikaBroker,
+    *,
+    task_name: str,
+    task_id: str,
+    labels: dict[str, Any],
+    parameters: dict[str, Any],
+    timeout: float,
+) -> None:
+    kicker: AsyncKicker[Any, Any] = AsyncKicker(
+        task_name=task_name, broker=broker, labels=dict(labels)
+    ).with_task_id(task_id)
+    try:
+        await asyncio.wait_for(kicker.kiq(**parameters), timeout)
+    except SendTaskError as exc:
+        raise StoreUnavailable("The message broker is unavailable") from exc
+
+
+async def kick(
+    *,
+    broker: AioPikaBroker,
+    redis: Redis,
+    settings: Settings,
+    config: TaskConfig,
+    trigger: str,
+    parameters: dict[str, Any] | None = None,
+) -> QueuedRun:
+    """Send one run of `config`; its `queued` marker is removed again if sending fails."""
+    loc = ("parameters",) if parameters is None else ("body", "parameters")
+    run_parameters = parameters_for(config, parameters, loc=loc)
+    await broker_client.connect(broker, settings.broker_send_timeout_seconds)
+    task_id = uuid.uuid4().hex
+    queued_at = datetime.now(UTC)
+    await live_runs.mark_queued(
+        redis,
+        task_id=task_id,
+        config_id=config.id,
+        trigger=trigger,
+        ttl=settings.queued_run_ttl_seconds,
+    )
+    try:
+        await send(
+            broker,
+            task_name=config.task_type,
+            task_id=task_id,
+            labels=labels_for(config, trigger=trigger),
+            parameters=run_parameters,
+            timeout=settings.broker_send_timeout_seconds,
+        )
+    except BaseException:
+        await live_runs.forget(redis, task_id)
+        raise
+    return QueuedRun(task_id=task_id, config_id=config.id, queued_at=queued_at)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    config_id: int
+    run: QueuedRun | None = None
+    error: TaskhubError | None = None
+
+
+async def kick_many(
+    session: AsyncSession,
+    *,
+    broker: AioPikaBroker,
+    redis: Redis,
+    settings: Settings,
+    config_ids: list[int],
+    trigger: str,
+) -> list[BatchItem]:
+    """Send one run per id, in order; an unknown id or unfit parameters fail only that item."""
+    rows = await session.execute(select(TaskConfig).where(TaskConfig.id.in_(config_ids)))
+    configs = {config.id: config for config in rows.scalars()}
+    items = []
+    for config_id in config_ids:
+        config = configs.get(config_id)
+        if config is None:
+            items.append(BatchItem(config_id, error=NotFound(f"Task config {config_id} not found")))
+            continue
+        try:
+            run = await kick(
+                broker=broker, redis=redis, settings=settings, config=config, trigger=trigger
+            )
+        except InvalidInput as exc:
+            items.append(BatchItem(config_id, error=exc))
+        else:
+            items.append(BatchItem(config_id, run=run))
+    return items

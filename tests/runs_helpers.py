@@ -1,0 +1,43 @@
+"""Configs made directly with the ORM (the configs API is built elsewhere), and run lookups."""
+
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.models import TaskConfig, TaskExecution
+from backend.services.redis import history
+
+
+async def create_config(session: AsyncSession, **fields: Any) -> TaskConfig:
+    values: dict[str, Any] = {
+        "name": f"test-{uuid.uuid4().hex[:12]}",
+        "task_type": "demo.sleep",
+        "scheduler_type": "manual",
+        "schedule_config": {},
+        "parameters": {"seconds": 0},
+        **fields,
+    }
+    config = TaskConfig(**values)
+    session.add(config)
+    await session.commit()
+    return config
+
+
+async def records(
+    sessionmaker: async_sessionmaker[AsyncSession], config_id: int
+) -> list[TaskExecution]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(TaskExecution)
+            .where(TaskExecution.config_id == config_id)
+            .order_by(TaskExecution.id)
+        )
+        return list(rows.scalars())
+
+
+async def events(redis: Redis, config_id: int, event: str | None = None) -> list[dict[str, Any]]:
+    items, _ = await history.read(redis, config_id)
+    return [item for item in items if event is None or item["event"] == event]

@@ -1,0 +1,106 @@
+"""Real `taskiq worker` processes for end-to-end tests, and polling helpers."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import aio_pika
+from aiormq.exceptions import ChannelNotFoundEntity
+
+T = TypeVar("T")
+
+# Quick lost-run detection and retry backoff, so the end-to-end tests stay fast.
+WORKER_ENV = {
+    "LOST_RUN_GRACE_SECONDS": "1",
+    "REAPER_INTERVAL_SECONDS": "0.3",
+    "RETRY_DELAY_SECONDS": "0.2",
+    "RETRY_MAX_DELAY_SECONDS": "1",
+}
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, interval: float = 0.05
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+async def consumer_count(queue: str) -> int:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except ChannelNotFoundEntity:
+            return 0
+        return declared.declaration_result.consumer_count or 0
+
+
+class Worker:
+    """`taskiq worker backend.worker:broker --workers 1 --ack-type when_received`."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout: float = 30.0) -> "Worker":
+        """Start the process and wait until it consumes from the test queue."""
+        self.spawn()
+        queue = os.environ["RABBITMQ_QUEUE"]
+        await eventually(self._consuming(queue), timeout=timeout, interval=0.2)
+        return self
+
+    def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "taskiq", "worker", "backend.worker:broker",
+                    "--workers", "1", "--ack-type", "when_received", "--shutdown-timeout", "3",
+                ],
+                env={**os.environ, **WORKER_ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop/kill reach its child too
+            )  # fmt: skip
+
+    def _consuming(self, queue: str) -> Callable[[], Awaitable[bool]]:
+        async def probe() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early; see {self.log_path}")
+            return await consumer_count(queue) > 0
+
+        return probe
+
+    def log_count(self, text: str) -> int:
+        return self.log_path.read_text(errors="replace").count(text)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its child: what an OOM kill or a lost machine does."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
