@@ -13,7 +13,7 @@ from backend.broker import build_broker
 from backend.config import get_settings
 from backend.main import create_app
 from backend.models import TaskExecution
-from backend.services import executions, runs
+from backend.services import runs
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import key
 from tests.auth_helpers import bearer_for, create_user
@@ -79,27 +79,6 @@ async def test_executions_paging_and_filters(
     assert record.status_code == 200
     assert record.json()["state"] == "finished"
     assert record.json()["error_message"] == "DemoTaskError: no"
-
-
-async def test_stats_for_in_one_statement(session: AsyncSession) -> None:
-    config = await create_config(session)
-    never_run = await create_config(session)
-    await add_runs(
-        session,
-        config.id,
-        [(True, "scheduled", 1), (False, "manual", 2), (True, "manual", 3), (True, "scheduled", 4)],
-    )
-    stats = await executions.stats_for(session, config_ids=[config.id, never_run.id])
-    one = stats[config.id]
-    assert (one.total_runs, one.successes, one.failures) == (4, 3, 1)
-    assert one.success_rate == 0.75
-    assert one.avg_duration_seconds == 2.5
-    assert one.p95_duration_seconds == pytest.approx(3.85)
-    assert one.last_run_at == BASE + timedelta(hours=3)
-    assert one.last_success_at == BASE + timedelta(hours=3)
-    assert one.last_failure_at == BASE + timedelta(hours=1)
-    assert stats[never_run.id] == executions.ExecutionStats()
-    assert await executions.stats_for(session, config_ids=[]) == {}
 
 
 async def test_unknown_ids_are_404(

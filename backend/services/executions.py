@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, cast, func, literal, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -108,51 +108,6 @@ async def list_for_config(
     items = list((await session.execute(page)).scalars())
     total = (await session.execute(count)).scalar_one()
     return items, total
-
-
-@dataclass(frozen=True)
-class ExecutionStats:
-    total_runs: int = 0
-    successes: int = 0
-    failures: int = 0
-    success_rate: float | None = None
-    avg_duration_seconds: float | None = None
-    p95_duration_seconds: float | None = None
-    last_run_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-
-
-async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int, ExecutionStats]:
-    """Run statistics for each config id, in one SQL statement; zeros for configs never run."""
-    if not config_ids:
-        return {}
-    run = TaskExecution
-    successes = func.count().filter(run.is_success)
-    statement = (
-        select(
-            run.config_id,
-            func.count().label("total_runs"),
-            successes.label("successes"),
-            func.count().filter(~run.is_success).label("failures"),
-            (cast(successes, Float) / func.count()).label("success_rate"),
-            func.avg(run.duration_seconds).label("avg_duration_seconds"),
-            func.percentile_cont(literal(0.95))
-            .within_group(run.duration_seconds)
-            .label("p95_duration_seconds"),
-            func.max(run.started_at).label("last_run_at"),
-            func.max(run.started_at).filter(run.is_success).label("last_success_at"),
-            func.max(run.started_at).filter(~run.is_success).label("last_failure_at"),
-        )
-        .where(run.config_id.in_(config_ids))
-        .group_by(run.config_id)
-    )
-    found: dict[int, ExecutionStats] = {}
-    for row in await session.execute(statement):
-        values = row._asdict()
-        config_id = values.pop("config_id")
-        found[config_id] = ExecutionStats(**values)
-    return {config_id: found.get(config_id, ExecutionStats()) for config_id in config_ids}
 
 
 @dataclass(frozen=True)
