@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
 .PHONY: run test lint format migrate services bench fuzz clean
 
@@ -26,13 +27,13 @@ test: $(STAMP) services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check backend tests alembic scripts bench
-	$(VENV)/bin/ruff format --check backend tests alembic scripts bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	scripts/check-compose.sh
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix backend tests alembic scripts bench
-	$(VENV)/bin/ruff format backend tests alembic scripts bench
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 bench: $(STAMP) services
 	@if ls bench/*.py >/dev/null 2>&1; then for f in bench/bench_*.py; do $(PY) $$f || exit 1; done; \

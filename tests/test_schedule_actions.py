@@ -1,6 +1,7 @@
 """The action state machine over the API, with real Redis (no scheduler process needed)."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -133,7 +134,7 @@ async def test_start_queues_the_next_three_interval_fires_on_the_start_grid(
     next_run_at = datetime.fromisoformat(response.json()["next_run_at"])
     fires = [fire for _, fire in await store.queued_entries(redis, config.id)]
     assert fires[0] == next_run_at
-    assert [b - a for a, b in zip(fires, fires[1:], strict=False)] == [timedelta(seconds=7)] * 2
+    assert [b - a for a, b in pairwise(fires)] == [timedelta(seconds=7)] * 2
     state = await store.get_state(redis, config.id)
     assert state.anchor is not None
     assert fires[0] - state.anchor == timedelta(seconds=7)

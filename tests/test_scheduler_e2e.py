@@ -7,6 +7,7 @@ through the messages that reach the test's RabbitMQ queue.
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ async def test_interval_fires_on_its_grid_and_stops_on_pause(
     )
     times = fire_times(events)
     assert times[0] == first_fire
-    assert all(b - a == timedelta(seconds=2) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == timedelta(seconds=2) for a, b in pairwise(times))
     assert all(0 <= d < 1.0 for d in send_delays(events)), send_delays(events)
 
     await start(client, superuser_headers, config.id, "pause")
@@ -130,7 +131,7 @@ async def test_two_schedulers_send_each_fire_once(
     events = await fired(redis, config.id)
     times = fire_times(events)
     assert len(times) == len(set(times))
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == timedelta(seconds=1) for a, b in pairwise(times))
     sent = await drain_sent(config.id)
     assert sorted(sent) == sorted(e["task_id"] for e in events)
     assert len(sent) == len(set(sent))
@@ -187,7 +188,8 @@ async def test_fires_older_than_grace_are_skipped_and_the_grid_kept(
         processes.stop(process)
     history_events, _ = await history.read(redis, config.id)
     missed = [e for e in history_events if e["event"] == "missed"]
-    assert missed and missed[0]["count"] == 3
+    assert missed
+    assert missed[0]["count"] == 3
     for fire in fire_times(events):
         assert (fire - anchor_fire) % timedelta(seconds=2) == timedelta(0), "grid shifted"
         assert fire > anchor_fire + timedelta(seconds=6)
