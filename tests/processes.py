@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,9 +17,8 @@ T = TypeVar("T")
 
 
 def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    log_path = (
-        Path(os.environ.get("TEST_LOG_DIR", "/tmp")) / f"taskhub-{log_name}-{os.getpid()}.log"
-    )
+    log_dir = Path(os.environ.get("TEST_LOG_DIR", tempfile.gettempdir()))
+    log_path = log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
     log = log_path.open("w")
     return subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
