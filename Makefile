@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
 .PHONY: run test lint format migrate services bench fuzz clean
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     first_superuser: EmailStr = "admin@example.com"
     first_superuser_password: SecretStr = SecretStr("changethis")
 
+    misfire_grace_seconds: float = Field(default=60, ge=0)
+    schedule_lookahead_seconds: float = Field(default=5, gt=0)
+    reconcile_interval_seconds: float = Field(default=60, gt=0)
+
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
 

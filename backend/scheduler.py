@@ -1,18 +1,12 @@
-"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler`."""
+"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler --update-interval 1`."""
 
 from taskiq import TaskiqScheduler
-from taskiq.serializers import JSONSerializer
-from taskiq_redis import ListRedisScheduleSource
 
 from backend.broker import broker
 from backend.config import get_settings
-from backend.services.redis.keys import key
+from backend.log import configure_logging
+from backend.schedule_source import TaskhubScheduleSource
 
-settings = get_settings()
-
-# JSON, not pickle: schedule entries in Redis stay readable and safe to load.
-schedule_source = ListRedisScheduleSource(
-    settings.redis_url, prefix=key("schedule"), serializer=JSONSerializer()
-)
-
+configure_logging()
+schedule_source = TaskhubScheduleSource(get_settings())
 scheduler = TaskiqScheduler(broker=broker, sources=[schedule_source])

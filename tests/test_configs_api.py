@@ -46,7 +46,7 @@ async def test_live_state_from_redis_is_merged(
 ) -> None:
     created = (await client.post(CONFIGS, json=sleep_config(), headers=superuser_headers)).json()
     next_run = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
-    state = schedule_state.LiveState(status="active", next_run_at=next_run)
+    state = schedule_state.ScheduleState(status="active", next_run_at=next_run)
     await schedule_state.set_state(redis, created["id"], state)
 
     read = (await client.get(f"{CONFIGS}/{created['id']}", headers=superuser_headers)).json()
@@ -54,7 +54,7 @@ async def test_live_state_from_redis_is_merged(
     assert datetime.fromisoformat(read["next_run_at"]) == next_run
 
     # A paused schedule shows no next run, even if one is still recorded.
-    paused = schedule_state.LiveState(status="paused", next_run_at=next_run)
+    paused = schedule_state.ScheduleState(status="paused", next_run_at=next_run)
     await schedule_state.set_state(redis, created["id"], paused)
     read = (await client.get(f"{CONFIGS}/{created['id']}", headers=superuser_headers)).json()
     assert (read["schedule_status"], read["next_run_at"]) == ("paused", None)
@@ -171,7 +171,7 @@ async def test_delete_keeps_execution_records_and_clears_live_state(
         )
     )
     await session.commit()
-    await schedule_state.set_state(redis, created["id"], schedule_state.LiveState("paused"))
+    await schedule_state.set_state(redis, created["id"], schedule_state.ScheduleState("paused"))
 
     deleted = await client.delete(f"{CONFIGS}/{created['id']}", headers=superuser_headers)
     assert deleted.status_code == 204

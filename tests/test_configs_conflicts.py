@@ -1,5 +1,5 @@
 """Config routes: 409 for duplicate names (also under a race) and manual auto_start, 404 for
-unknown ids, 413 for oversized bodies, 501 for auto_start until schedules exist."""
+unknown ids, 413 for oversized bodies, auto_start."""
 
 import asyncio
 
@@ -68,17 +68,16 @@ async def test_body_over_one_mebibyte_is_413(
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-async def test_auto_start_of_a_scheduled_config_is_501_until_schedules_exist(
+async def test_auto_start_schedules_at_once(
     client: httpx.AsyncClient, superuser_headers: dict[str, str]
 ) -> None:
     body = sleep_config()
     response = await client.post(
         CONFIGS, params={"auto_start": "true"}, json=body, headers=superuser_headers
     )
-    assert response.status_code == 501
-    assert response.json()["error"]["code"] == "not_implemented"
-    listed = await client.get(CONFIGS, params={"search": body["name"]}, headers=superuser_headers)
-    assert listed.json()["total"] == 0
+    assert response.status_code == 201
+    assert response.json()["schedule_status"] == "active"
+    assert response.json()["next_run_at"] is not None
 
 
 async def test_auto_start_of_a_manual_config_is_409(

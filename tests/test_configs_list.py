@@ -95,8 +95,8 @@ async def test_filter_by_schedule_status(
         client, superuser_headers, [sleep_config(name=f"{tag}-{i}") for i in range(3)]
     )
     active, paused, inactive = (c["id"] for c in created)
-    await schedule_state.set_state(redis, active, schedule_state.LiveState("active"))
-    await schedule_state.set_state(redis, paused, schedule_state.LiveState("paused"))
+    await schedule_state.set_state(redis, active, schedule_state.ScheduleState("active"))
+    await schedule_state.set_state(redis, paused, schedule_state.ScheduleState("paused"))
 
     async def ids(status: str) -> list[int]:
         query = {"search": tag, "schedule_status": status}
@@ -111,6 +111,6 @@ async def test_filter_by_schedule_status(
     assert await ids("completed") == []
 
     # A status change moves the config from one set to the other.
-    await schedule_state.set_state(redis, paused, schedule_state.LiveState("active"))
+    await schedule_state.set_state(redis, paused, schedule_state.ScheduleState("active"))
     assert await ids("active") == [active, paused]
     assert await ids("paused") == []

@@ -83,7 +83,7 @@ async def test_a_page_of_100_costs_what_a_page_of_1_costs(
     ]
     session.add_all(configs)
     await session.commit()
-    await schedule_state.set_state(redis, configs[0].id, schedule_state.LiveState("active"))
+    await schedule_state.set_state(redis, configs[0].id, schedule_state.ScheduleState("active"))
 
     async def list_page(limit: int) -> tuple[RoundTrips, dict]:
         with counting(app, monkeypatch) as trips:

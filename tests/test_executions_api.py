@@ -13,7 +13,8 @@ from backend.broker import build_broker
 from backend.config import get_settings
 from backend.main import create_app
 from backend.models import TaskExecution
-from backend.services import runs
+from backend.services import runs, schedules
+from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import key
 from tests.auth_helpers import bearer_for, create_user
@@ -130,12 +131,16 @@ async def test_runs_api_is_for_superusers(client: httpx.AsyncClient, session: As
 async def test_status_reports_reachability_and_counts(
     client: httpx.AsyncClient, redis: Redis, superuser_headers: dict[str, str]
 ) -> None:
-    await redis.sadd(key("scheduler", "status", "active"), 1, 2)
+    before = await schedule_state.count(redis, "active")
+    for fake_id in (990001, 990002):
+        await schedule_state.set_state(redis, fake_id, schedule_state.ScheduleState("active"))
     response = await client.get("/api/v1/tasks/status", headers=superuser_headers)
+    await schedules.forget(redis, 990001)
+    await schedules.forget(redis, 990002)
     assert response.status_code == 200
     body = response.json()
     assert body["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
-    assert body["active_schedules"] == 2
+    assert body["active_schedules"] == before + 2
     assert isinstance(body["configs"], int)
     assert isinstance(body["runs_in_flight"], int)
     assert isinstance(body["runs_last_hour"], int)

@@ -1,9 +1,9 @@
 """Types shared by request schemas: text and JSON that PostgreSQL can store."""
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 
 
 def no_nul(text: str) -> str:
@@ -34,3 +34,15 @@ def storable_json(value: dict[str, Any]) -> dict[str, Any]:
 Text = Annotated[str, AfterValidator(no_nul)]
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing: `{items, total, limit, offset}`."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

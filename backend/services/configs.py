@@ -11,21 +11,15 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.errors import Conflict, TaskhubError
+from backend.errors import Conflict
 from backend.models import TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
-from backend.services import config_validation, execution_stats
+from backend.services import config_validation, execution_stats, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
 NAME_CONSTRAINT = "uq_task_configs_name"
 RECENT_HISTORY = 10
-
-
-class SchedulingNotAvailable(TaskhubError):
-    """Until the schedules issue lands, a config cannot be scheduled from here."""
-
-    status, code, message = 501, "not_implemented", "Scheduling is not available yet"
 
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
@@ -56,8 +50,6 @@ async def create(
     )
     if auto_start and data.scheduler_type == "manual":
         raise Conflict("A manual config is never scheduled: run it with POST .../run")
-    if auto_start:
-        raise SchedulingNotAvailable("auto_start needs the scheduler (not available yet)")
     values = data.model_dump() | {
         "parameters": checked.parameters,
         "schedule_config": checked.schedule_config,
@@ -65,8 +57,11 @@ async def create(
     config = TaskConfig(**values)
     session.add(config)
     await _flush_or_conflict(session, data.name)
-    # The event is written before the commit: if Redis fails, nothing was created.
+    # Redis is written before the commit: if it fails, nothing was created. A schedule
+    # started for a row whose commit then fails is removed by the scheduler's reconcile.
     await history.append(redis, config.id, "created")
+    if auto_start:
+        await schedules.apply_action(redis, config, "start")
     await session.commit()
     return config
 
@@ -145,7 +140,8 @@ async def update(
     await _flush_or_conflict(session, config.name)
     if changed:
         await history.append(redis, config.id, "updated", fields=changed)
-    # The schedules issue re-registers an active schedule here, with the new settings.
+        # Before the commit, so a failure here leaves both stores as they were.
+        await schedules.reload_if_scheduled(redis, config)
     await session.commit()
     await session.refresh(config)  # updated_at is set by the database
     return config
@@ -155,13 +151,13 @@ async def delete(session: AsyncSession, redis: Redis, *, config: TaskConfig) -> 
     """Unschedule, then delete. Execution records stay: their config_id becomes NULL
     (the foreign key is ON DELETE SET NULL)."""
     config_id = config.id
-    await schedule_state.forget(redis, config_id)
+    await schedules.forget(redis, config_id)
     await session.delete(config)
     await session.commit()
     await history.append(redis, config_id, "deleted")
 
 
-def _merge(config: TaskConfig, state: schedule_state.LiveState) -> TaskConfigRead:
+def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfigRead:
     read = TaskConfigRead.model_validate(config)
     read.schedule_status = state.status
     # Only an active schedule has a next run; a paused one keeps no stale time on show.

@@ -10,18 +10,8 @@ from taskiq_aio_pika import AioPikaBroker
 
 from backend.models import TaskConfig
 from backend.services import executions, health
+from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
-from backend.services.redis.keys import key
-
-
-def _active_schedules_key() -> str:
-    # The scheduler store's set of config ids whose schedule status is `active`. Read here
-    # until backend/services/redis/scheduler.py exists; that module should own this key.
-    return key("scheduler", "status", "active")
-
-
-async def count_active_schedules(redis: Redis) -> int:
-    return int(await redis.scard(_active_schedules_key()))
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ async def read(
     if checks["redis"] == "ok":
         status = replace(
             status,
-            active_schedules=await count_active_schedules(redis),
+            active_schedules=await schedule_state.count(redis, "active"),
             runs_in_flight=await live_runs.count_in_flight(redis),
         )
     return status

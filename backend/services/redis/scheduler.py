@@ -1,19 +1,23 @@
-"""The `scheduler` store, live-state side: each config's schedule status and next run time.
+"""The `scheduler` store: each config's schedule state and its queued fire entries.
 
-Keys (all built here, nothing else touches them):
-- `schedule_state:{config_id}`: a hash with `status` and `next_run_at` (ISO 8601, UTC).
-  A config with no hash is `inactive`.
-- `schedule_status:{status}`: a set of config ids per status other than `inactive`, so the
-  API can filter a listing by status without reading every hash. `inactive` = in no set.
+Keys (all on the configured prefix):
+- `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON)
+- `schedule_status:{status}` set of config ids per status other than `inactive` (which is
+  the absence of a set membership), so listings filter by status without reading every hash
+- `schedule:data:{schedule_id}` the entry, laid out as taskiq-redis's ListRedisScheduleSource
+  lays out its data keys (JSON ScheduledTask)
+- `schedule:due` sorted set schedule_id -> fire time, read by the scheduler each second
+- `schedule:config:{id}` sorted set of that config's queued schedule ids -> fire time
+- `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending
 
-Every status change must update the hash and the sets together, in one transaction:
-use `queue_set_state`/`set_state` and `queue_forget`/`forget`, never raw commands.
-(The schedules issue adds the schedule entries themselves to this module.)
+A schedule id is `{config_id}:{generation}:{fire_ts_ms}`: a new generation on every action
+makes entries still held in a scheduler's memory stale, so they are never sent.
 """
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal, get_args
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -21,87 +25,193 @@ from redis.asyncio.client import Pipeline
 from backend.services.redis.keys import key
 
 Status = Literal["inactive", "active", "paused", "completed"]
-STATUSES: tuple[Status, ...] = get_args(Status)
-# `inactive` has no set: it is the absence of state.
-INDEXED_STATUSES: tuple[Status, ...] = tuple(s for s in STATUSES if s != "inactive")
+STATUSES: tuple[Status, ...] = ("inactive", "active", "paused", "completed")
+INDEXED_STATUSES: tuple[Status, ...] = ("active", "paused", "completed")
+CLAIM_TTL_SECONDS = 24 * 3600
 
 
-@dataclass(frozen=True)
-class LiveState:
-    status: Status = "inactive"
-    next_run_at: datetime | None = None
-
-
-def _state_key(config_id: int) -> str:
+def state_key(config_id: int) -> str:
     return key("schedule_state", config_id)
 
 
-def _status_key(status: Status) -> str:
+def status_set_key(status: str) -> str:
     return key("schedule_status", status)
 
 
-def _decode(raw: dict[str, str]) -> LiveState:
-    status = raw.get("status", "inactive")
-    if status not in STATUSES:
-        raise ValueError(f"unknown schedule status {status!r} in Redis")
-    next_run = raw.get("next_run_at")
-    return LiveState(
-        status=status,  # type: ignore[arg-type]  # checked against STATUSES above
-        next_run_at=datetime.fromisoformat(next_run) if next_run else None,
-    )
+def source_prefix() -> str:
+    return key("schedule")
 
 
-async def read_states(redis: Redis, config_ids: list[int]) -> dict[int, LiveState]:
-    """The live state of each config, in one round trip whatever the number of ids."""
+def data_key(schedule_id: str) -> str:
+    return f"{source_prefix()}:data:{schedule_id}"
+
+
+def due_key() -> str:
+    return f"{source_prefix()}:due"
+
+
+def config_entries_key(config_id: int) -> str:
+    return f"{source_prefix()}:config:{config_id}"
+
+
+def claim_key(config_id: int, fire_ms: int) -> str:
+    return key("schedule_claim", config_id, fire_ms)
+
+
+def reconcile_lock_key() -> str:
+    return key("schedule_reconcile_lock")
+
+
+def action_lock_key(config_id: int) -> str:
+    return key("schedule_lock", config_id)
+
+
+def schedule_id(config_id: int, generation: int, fire_at: datetime) -> str:
+    return f"{config_id}:{generation}:{to_ms(fire_at)}"
+
+
+def parse_schedule_id(value: str) -> tuple[int, int, int]:
+    config_id, generation, fire_ms = value.split(":")
+    return int(config_id), int(generation), int(fire_ms)
+
+
+def to_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def from_ms(value: float) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    status: Status = "inactive"
+    next_run_at: datetime | None = None
+    generation: int = 0
+    anchor: datetime | None = None
+    plan: dict[str, Any] | None = None
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> "ScheduleState":
+        if not raw:
+            return cls()
+        status = raw.get("status", "inactive")
+        if status not in STATUSES:
+            raise ValueError(f"unknown schedule status {status!r} in Redis")
+        return cls(
+            status=status,  # type: ignore[arg-type]  # checked against STATUSES above
+            next_run_at=_parse_time(raw.get("next_run_at")),
+            generation=int(raw.get("generation", 0)),
+            anchor=_parse_time(raw.get("anchor")),
+            plan=json.loads(raw["plan"]) if raw.get("plan") else None,
+        )
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "status": self.status,
+            "next_run_at": self.next_run_at.isoformat() if self.next_run_at else "",
+            "generation": str(self.generation),
+            "anchor": self.anchor.isoformat() if self.anchor else "",
+            "plan": json.dumps(self.plan) if self.plan is not None else "",
+        }
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def read_state(redis: Redis, config_id: int) -> ScheduleState:
+    return ScheduleState.from_hash(await redis.hgetall(state_key(config_id)))
+
+
+async def read_states(redis: Redis, config_ids: list[int]) -> dict[int, ScheduleState]:
+    """Live states of many configs in one round trip."""
     if not config_ids:
         return {}
     async with redis.pipeline(transaction=False) as pipe:
         for config_id in config_ids:
-            pipe.hgetall(_state_key(config_id))
+            pipe.hgetall(state_key(config_id))
         raws = await pipe.execute()
-    return {config_id: _decode(raw) for config_id, raw in zip(config_ids, raws, strict=True)}
+    return {cid: ScheduleState.from_hash(raw) for cid, raw in zip(config_ids, raws, strict=True)}
 
 
-async def read_state(redis: Redis, config_id: int) -> LiveState:
-    return (await read_states(redis, [config_id]))[config_id]
+def queue_state(pipe: Pipeline, config_id: int, state: ScheduleState) -> None:
+    """Write the state hash and move the id into its status set, in the caller's pipeline.
+
+    The hash stays for an inactive config: its generation must keep counting up."""
+    pipe.hset(state_key(config_id), mapping=state.to_hash())
+    for status in INDEXED_STATUSES:
+        if status == state.status:
+            pipe.sadd(status_set_key(status), config_id)
+        else:
+            pipe.srem(status_set_key(status), config_id)
+
+
+async def set_state(redis: Redis, config_id: int, state: ScheduleState) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        queue_state(pipe, config_id, state)
+        await pipe.execute()
+
+
+def queue_forget(pipe: Pipeline, config_id: int) -> None:
+    pipe.delete(state_key(config_id))
+    for status in INDEXED_STATUSES:
+        pipe.srem(status_set_key(status), config_id)
+
+
+def queue_entry(
+    pipe: Pipeline, config_id: int, entry_id: str, fire_at: datetime, data: str
+) -> None:
+    pipe.set(data_key(entry_id), data)
+    pipe.zadd(due_key(), {entry_id: to_ms(fire_at)})
+    pipe.zadd(config_entries_key(config_id), {entry_id: to_ms(fire_at)})
+
+
+def queue_entry_removal(pipe: Pipeline, config_id: int, entry_id: str) -> None:
+    pipe.delete(data_key(entry_id))
+    pipe.zrem(due_key(), entry_id)
+    pipe.zrem(config_entries_key(config_id), entry_id)
+
+
+async def queued_entries(redis: Redis, config_id: int) -> list[tuple[str, datetime]]:
+    """The config's queued entries, oldest fire first."""
+    rows = await redis.zrange(config_entries_key(config_id), 0, -1, withscores=True)
+    return [(entry_id, from_ms(score)) for entry_id, score in rows]
+
+
+async def due_entries(redis: Redis, *, start: datetime, end: datetime) -> list[str]:
+    """Serialized entries whose fire time lies in [start, end]."""
+    ids = await redis.zrangebyscore(due_key(), to_ms(start), to_ms(end))
+    if not ids:
+        return []
+    return [data for data in await redis.mget([data_key(i) for i in ids]) if data]
+
+
+_CLAIM = """
+local state = redis.call('HMGET', KEYS[1], 'status', 'generation')
+if state[1] ~= 'active' then return 'inactive' end
+if state[2] ~= ARGV[1] then return 'stale' end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'ok' end
+return 'claimed'
+"""
+
+
+async def claim_fire(redis: Redis, entry_id: str, *, owner: str) -> str:
+    """Atomically check the entry is current and claim its fire: ok|inactive|stale|claimed."""
+    config_id, generation, fire_ms = parse_schedule_id(entry_id)
+    keys = [state_key(config_id), claim_key(config_id, fire_ms)]
+    result = await redis.eval(_CLAIM, 2, *keys, generation, CLAIM_TTL_SECONDS, owner)
+    return str(result)
 
 
 async def ids_with_status(redis: Redis, status: Status) -> set[int]:
     """Configs in `status`; for `inactive`, the configs in ANY other status (to exclude)."""
     if status == "inactive":
-        members = await redis.sunion([_status_key(s) for s in INDEXED_STATUSES])
+        found = await redis.sunion([status_set_key(s) for s in INDEXED_STATUSES])
     else:
-        members = await redis.smembers(_status_key(status))
-    return {int(member) for member in members}
+        found = await redis.smembers(status_set_key(status))
+    return {int(member) for member in found}
 
 
-def queue_set_state(pipe: Pipeline, config_id: int, state: LiveState) -> None:
-    """Queue a status change on a transactional pipeline: hash and sets move together."""
-    name = _state_key(config_id)
-    for status in INDEXED_STATUSES:
-        if status != state.status:
-            pipe.srem(_status_key(status), config_id)
-    pipe.delete(name)
-    if state.status == "inactive":
-        return
-    pipe.sadd(_status_key(state.status), config_id)
-    pipe.hset(name, "status", state.status)
-    if state.next_run_at is not None:
-        pipe.hset(name, "next_run_at", state.next_run_at.isoformat())
-
-
-async def set_state(redis: Redis, config_id: int, state: LiveState) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_set_state(pipe, config_id, state)
-        await pipe.execute()
-
-
-def queue_forget(pipe: Pipeline, config_id: int) -> None:
-    queue_set_state(pipe, config_id, LiveState())
-
-
-async def forget(redis: Redis, config_id: int) -> None:
-    """Drop a config's live state (it becomes `inactive`), e.g. when it is deleted."""
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_forget(pipe, config_id)
-        await pipe.execute()
+async def count(redis: Redis, status: Status) -> int:
+    return await redis.scard(status_set_key(status))

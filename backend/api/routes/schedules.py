@@ -1,0 +1,37 @@
+"""Schedule actions and schedule history of one config."""
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from backend.api.deps import RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.schemas.common import Page
+from backend.schemas.configs import TaskConfigRead
+from backend.services import configs, schedules
+from backend.services.redis import history
+
+router = APIRouter(prefix="/tasks/configs", tags=["schedules"])
+
+
+@router.post("/{config_id}/actions/{action}", response_model=TaskConfigRead)
+async def apply_action(
+    config: ValidConfig,
+    action: schedules.Action,
+    session: SessionDep,
+    redis: RedisDep,
+    _: SuperUser,
+) -> TaskConfigRead:
+    await schedules.apply_action(redis, config, action)
+    return await configs.present(session, redis, config=config)
+
+
+@router.get("/{config_id}/history", response_model=Page[dict[str, Any]])
+async def read_history(
+    config: ValidConfig,
+    redis: RedisDep,
+    _: SuperUser,
+    limit: int = Query(default=100, ge=1, le=100),
+    offset: int = Query(default=0, ge=0),
+) -> Page[dict[str, Any]]:
+    events, total = await history.read(redis, config.id, limit=limit, offset=offset)
+    return Page(items=events, total=total, limit=limit, offset=offset)

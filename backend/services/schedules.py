@@ -1,0 +1,241 @@
+"""Schedule rules: the action state machine, the queued fire entries, reconcile.
+
+Each active config keeps its next QUEUE_DEPTH fire times queued as one-shot entries; the
+scheduler sends an entry when its time comes (after a claim, see the scheduler store) and
+then queues the following occurrence. Every change is one Redis transaction that WATCHes
+the config's state and entries, so actions, fires and reconcile never interleave halfway.
+"""
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import LockError
+from taskiq import ScheduledTask
+
+from backend.errors import Conflict, InvalidInput
+from backend.models import TaskConfig
+from backend.schedules import ScheduleSpec, parse_schedule
+from backend.services import runs
+from backend.services.redis import history
+from backend.services.redis import scheduler as store
+from backend.services.redis.scheduler import ScheduleState, Status
+
+logger = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 3
+Action = Literal["start", "stop", "pause", "resume", "reload"]
+
+TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    # action: (allowed from, resulting status; None keeps the current one)
+    "start": (frozenset({"inactive", "completed"}), "active"),
+    "pause": (frozenset({"active"}), "paused"),
+    "resume": (frozenset({"paused"}), "active"),
+    "stop": (frozenset({"active", "paused"}), "inactive"),
+    "reload": (frozenset({"active", "paused"}), None),
+}
+EVENTS = {
+    "start": "started",
+    "pause": "paused",
+    "resume": "resumed",
+    "stop": "stopped",
+    "reload": "reloaded",
+}
+
+
+class Plan(BaseModel):
+    """What the scheduler needs to fire a config without the database."""
+
+    scheduler_type: str
+    schedule_config: dict[str, Any]
+    task_name: str
+    kwargs: dict[str, Any]
+    labels: dict[str, Any]
+
+    @classmethod
+    def of(cls, config: TaskConfig) -> "Plan":
+        return cls(
+            scheduler_type=config.scheduler_type,
+            schedule_config=config.schedule_config,
+            task_name=config.task_type,
+            kwargs=runs.parameters_for(config),
+            labels=runs.labels_for(config, trigger="scheduled"),
+        )
+
+    def spec(self) -> ScheduleSpec:
+        return parse_schedule(self.scheduler_type, self.schedule_config)
+
+
+def upcoming(
+    spec: ScheduleSpec, *, after: datetime, anchor: datetime | None, count: int
+) -> list[datetime]:
+    fires: list[datetime] = []
+    while len(fires) < count:
+        fire = spec.next_fire_after(fires[-1] if fires else after, anchor=anchor)
+        if fire is None:
+            break
+        fires.append(fire)
+    return fires
+
+
+def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
+    entry_id = store.schedule_id(config_id, generation, fire_at)
+    task = ScheduledTask(
+        task_name=plan.task_name,
+        labels={**plan.labels, "fire_at": fire_at.isoformat()},
+        args=[],
+        kwargs=plan.kwargs,
+        # One task id per fire: even a duplicate send could only ever make one record.
+        task_id=f"s{config_id}-{store.to_ms(fire_at)}",
+        schedule_id=entry_id,
+        time=fire_at,
+    )
+    return entry_id, task.model_dump_json()
+
+
+def queue_fires(
+    pipe: Pipeline, config_id: int, state: ScheduleState, fires: list[datetime]
+) -> None:
+    plan = Plan.model_validate(state.plan)
+    for fire in fires:
+        entry_id, data = _entry(config_id, state.generation, plan, fire)
+        store.queue_entry(pipe, config_id, entry_id, fire, data)
+
+
+async def _rebuild(
+    redis: Redis, config_id: int, target: ScheduleState, *, now: datetime, event: str
+) -> ScheduleState:
+    """Replace every queued entry of the config with `target`'s next fires, atomically."""
+    written = target
+
+    async def write(pipe: Pipeline) -> None:
+        nonlocal written
+        old = await pipe.zrange(store.config_entries_key(config_id), 0, -1)
+        fires: list[datetime] = []
+        if target.status == "active" and target.plan is not None:
+            spec = Plan.model_validate(target.plan).spec()
+            fires = upcoming(spec, after=now, anchor=target.anchor, count=QUEUE_DEPTH)
+        written = replace(target, next_run_at=fires[0] if fires else None)
+        pipe.multi()
+        for entry_id in old:
+            store.queue_entry_removal(pipe, config_id, entry_id)
+        queue_fires(pipe, config_id, written, fires)
+        store.queue_state(pipe, config_id, written)
+        history.queue_append(pipe, config_id, event, at=now, status=written.status)
+
+    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+    return written
+
+
+async def apply_action(
+    redis: Redis, config: TaskConfig, action: Action, *, now: datetime | None = None
+) -> ScheduleState:
+    """Run one action of the state machine; 409 when it does not fit the current status."""
+    # Whole seconds: the scheduler loop ticks on whole seconds, so an interval grid anchored
+    # there fires exactly on time instead of up to a second late.
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    try:
+        async with redis.lock(store.action_lock_key(config.id), timeout=30, blocking_timeout=10):
+            return await _apply_locked(redis, config, action, now=now)
+    except LockError as exc:
+        raise Conflict(f"Another action on config {config.id} is still running") from exc
+
+
+async def _apply_locked(
+    redis: Redis, config: TaskConfig, action: Action, *, now: datetime
+) -> ScheduleState:
+    state = await store.read_state(redis, config.id)
+    allowed, result = TRANSITIONS[action]
+    if state.status not in allowed:
+        raise Conflict(f"Cannot {action} config {config.id}: its schedule is {state.status}")
+    if config.scheduler_type == "manual" and action in ("start", "resume", "reload"):
+        raise Conflict(f"Config {config.id} is manual: it is only run by hand, never scheduled")
+    status: Status = result or state.status  # type: ignore[assignment]
+    plan = Plan.of(config) if action in ("start", "reload") else Plan.model_validate(state.plan)
+    anchor = now if action == "start" else state.anchor
+    if status == "active":
+        _require_a_future_fire(plan, now=now, anchor=anchor)
+    target = ScheduleState(
+        status=status, generation=state.generation + 1, anchor=anchor, plan=plan.model_dump()
+    )
+    return await _rebuild(redis, config.id, target, now=now, event=EVENTS[action])
+
+
+def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None) -> None:
+    if not upcoming(plan.spec(), after=now, anchor=anchor, count=1):
+        raise InvalidInput(
+            "The schedule has no future fire time (run_date has passed)",
+            fields=[
+                {
+                    "loc": ["body", "schedule_config", "run_date"],
+                    "msg": "run_date must be in the future to start the schedule",
+                    "type": "value_error",
+                }
+            ],
+        )
+
+
+async def reload_if_scheduled(redis: Redis, config: TaskConfig) -> ScheduleState:
+    """After a config change: rebuild an active or paused schedule from the new settings."""
+    state = await store.read_state(redis, config.id)
+    if state.status not in ("active", "paused"):
+        return state
+    if config.scheduler_type == "manual":
+        return await apply_action(redis, config, "stop")
+    return await apply_action(redis, config, "reload")
+
+
+async def forget(redis: Redis, config_id: int) -> None:
+    """Remove a deleted config's queued entries and schedule state (its history stays)."""
+
+    async def write(pipe: Pipeline) -> None:
+        old = await pipe.zrange(store.config_entries_key(config_id), 0, -1)
+        pipe.multi()
+        for entry_id in old:
+            store.queue_entry_removal(pipe, config_id, entry_id)
+        store.queue_forget(pipe, config_id)
+
+    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+
+
+async def after_fire(redis: Redis, entry_id: str, *, task_id: str | None = None) -> None:
+    """Called once the claimed entry was sent: drop it, queue the following occurrence."""
+    config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
+    fire_at = store.from_ms(fire_ms)
+
+    async def write(pipe: Pipeline) -> None:
+        state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
+        rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
+        pipe.multi()
+        store.queue_entry_removal(pipe, config_id, entry_id)
+        history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
+        if state.generation != generation or state.status != "active":
+            return
+        queued = sorted(store.from_ms(score) for other, score in rows if other != entry_id)
+        spec = Plan.model_validate(state.plan).spec()
+        after = max([fire_at, *queued])
+        fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(queued))
+        queue_fires(pipe, config_id, state, fresh)
+        queued += fresh
+        if queued:
+            store.queue_state(pipe, config_id, replace(state, next_run_at=queued[0]))
+        else:
+            store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
+            history.queue_append(pipe, config_id, "completed")
+
+    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+
+
+async def drop_stale_entry(redis: Redis, entry_id: str) -> None:
+    config_id, _, _ = store.parse_schedule_id(entry_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        store.queue_entry_removal(pipe, config_id, entry_id)
+        await pipe.execute()
+
+
+def grace_window(now: datetime, grace_seconds: float) -> datetime:
+    return now - timedelta(seconds=grace_seconds)

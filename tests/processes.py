@@ -1,0 +1,69 @@
+"""Start and stop the real taskiq processes the end-to-end tests need; poll with deadlines."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    log_dir = Path(os.environ.get("TEST_LOG_DIR", tempfile.gettempdir()))
+    log_path = log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
+    log = log_path.open("w")
+    return subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: a kill reaches its children too
+    )
+
+
+def start_scheduler(name: str = "scheduler", **env: str) -> subprocess.Popen:
+    args = ["taskiq", "scheduler", "backend.scheduler:scheduler", "--update-interval", "1"]
+    return start([*args, "--no-configure-logging"], log_name=name, env=env)
+
+
+def start_worker(name: str = "worker", **env: str) -> subprocess.Popen:
+    args = ["taskiq", "worker", "backend.worker:broker", "--workers", "1"]
+    return start([*args, "--ack-type", "when_received"], log_name=name, env=env)
+
+
+def stop(process: subprocess.Popen, *, kill: bool = False, timeout: float = 15) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+) -> T:
+    """Poll `probe` until `check` passes; fail with the last value when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
