@@ -8,16 +8,19 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.services.redis import history
 from backend.services.redis import scheduler as store
 from tests import processes
 from tests.factories import create_config
+from tests.runs_helpers import records
+from tests.worker import Worker
 
 
 @pytest.fixture
@@ -220,3 +223,38 @@ async def test_reconcile_restores_entries_and_forgets_deleted_configs(
     assert state.next_run_at == entries[0][1]
     assert await store.queued_entries(redis, deleted.id) == []
     assert deleted.id not in await store.ids_with_status(redis, "inactive")
+
+
+async def test_next_run_at_is_when_the_run_starts(
+    client: httpx.AsyncClient,
+    superuser_headers: dict,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Cron (every minute) and interval: the promised next run is the recorded start."""
+    worker = await Worker(tmp_path / "worker.log").start()
+    scheduler = processes.start_scheduler("next-run")
+    try:
+        cron = await create_config(
+            session, scheduler_type="cron", schedule_config={"cron_expression": "* * * * *"}
+        )
+        interval = await create_config(session, schedule_config={"seconds": 3})
+        promised = {
+            config.id: datetime.fromisoformat(
+                (await start(client, superuser_headers, config.id))["next_run_at"]
+            )
+            for config in (cron, interval)
+        }
+        for config_id, next_run_at in promised.items():
+            runs = await processes.eventually(
+                lambda config_id=config_id: records(sessionmaker, config_id),
+                lambda found: len(found) >= 1,
+                timeout=75,
+            )
+            started = runs[0].started_at
+            assert abs((started - next_run_at).total_seconds()) < 2, (config_id, started)
+            assert runs[0].trigger == "scheduled"
+    finally:
+        processes.stop(scheduler)
+        worker.stop()
