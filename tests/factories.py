@@ -1,4 +1,4 @@
-"""Rows the tests need, written straight to the database."""
+"""Rows the tests need, written straight to the database (the API has its own tests)."""
 
 import uuid
 from typing import Any
@@ -8,22 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.models import TaskConfig
 
 
-async def create_config(
-    session: AsyncSession,
-    *,
-    scheduler_type: str = "interval",
-    schedule_config: dict[str, Any] | None = None,
-    parameters: dict[str, Any] | None = None,
-    **fields: Any,
-) -> TaskConfig:
-    config = TaskConfig(
-        name=fields.pop("name", f"test-{uuid.uuid4().hex[:12]}"),
-        task_type=fields.pop("task_type", "demo.sleep"),
-        scheduler_type=scheduler_type,
-        schedule_config=schedule_config if schedule_config is not None else {"seconds": 60},
-        parameters=parameters or {},
+async def create_config(session: AsyncSession, **fields: Any) -> TaskConfig:
+    """A `demo.sleep` config, manual unless the fields say otherwise, with a unique name."""
+    values: dict[str, Any] = {
+        "name": f"test-{uuid.uuid4().hex[:12]}",
+        "task_type": "demo.sleep",
+        "scheduler_type": "manual",
+        "schedule_config": {},
+        "parameters": {"seconds": 0},
         **fields,
-    )
+    }
+    config = TaskConfig(**values)
     session.add(config)
     await session.commit()
     return config

@@ -35,11 +35,6 @@ def start_scheduler(name: str = "scheduler", **env: str) -> subprocess.Popen:
     return start([*args, "--no-configure-logging"], log_name=name, env=env)
 
 
-def start_worker(name: str = "worker", **env: str) -> subprocess.Popen:
-    args = ["taskiq", "worker", "backend.worker:broker", "--workers", "1"]
-    return start([*args, "--ack-type", "when_received"], log_name=name, env=env)
-
-
 def stop(process: subprocess.Popen, *, kill: bool = False, timeout: float = 15) -> None:
     if process.poll() is not None:
         return
@@ -53,12 +48,12 @@ def stop(process: subprocess.Popen, *, kill: bool = False, timeout: float = 15) 
 
 async def eventually(
     probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
+    check: Callable[[T], object] = bool,
     *,
-    timeout: float,
-    interval: float = 0.2,
+    timeout: float = 10.0,
+    interval: float = 0.1,
 ) -> T:
-    """Poll `probe` until `check` passes; fail with the last value when the deadline passes."""
+    """Poll `probe` until `check` (default: truthiness) passes; fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()

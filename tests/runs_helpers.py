@@ -1,29 +1,13 @@
-"""Configs made directly with the ORM (the configs API is built elsewhere), and run lookups."""
+"""Lookups of what runs left behind: execution records and history events."""
 
-import uuid
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import TaskConfig, TaskExecution
+from backend.models import TaskExecution
 from backend.services.redis import history
-
-
-async def create_config(session: AsyncSession, **fields: Any) -> TaskConfig:
-    values: dict[str, Any] = {
-        "name": f"test-{uuid.uuid4().hex[:12]}",
-        "task_type": "demo.sleep",
-        "scheduler_type": "manual",
-        "schedule_config": {},
-        "parameters": {"seconds": 0},
-        **fields,
-    }
-    config = TaskConfig(**values)
-    session.add(config)
-    await session.commit()
-    return config
 
 
 async def records(

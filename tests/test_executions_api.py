@@ -18,7 +18,7 @@ from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import key
 from tests.auth_helpers import bearer_for, create_user
-from tests.runs_helpers import create_config
+from tests.factories import create_config
 from tests.worker import AMQP_URL
 
 BASE = datetime(2030, 1, 1, tzinfo=UTC)

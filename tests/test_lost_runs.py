@@ -14,8 +14,10 @@ from backend.reaper import LOST_ERROR, reap_once
 from backend.services import runs
 from backend.services.redis import timeout as live_runs
 from backend.stores import Stores
-from tests.runs_helpers import create_config, events, records
-from tests.worker import Worker, eventually
+from tests.factories import create_config
+from tests.processes import eventually
+from tests.runs_helpers import events, records
+from tests.worker import Worker
 
 
 async def test_sigkilled_worker_gives_one_lost_record(

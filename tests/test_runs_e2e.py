@@ -13,8 +13,10 @@ from backend.config import get_settings
 from backend.models import TaskExecution
 from backend.services import runs
 from backend.services.redis import timeout as live_runs
-from tests.runs_helpers import create_config, events, records
-from tests.worker import Worker, eventually
+from tests.factories import create_config
+from tests.processes import eventually
+from tests.runs_helpers import events, records
+from tests.worker import Worker
 
 
 @pytest.fixture(scope="module")

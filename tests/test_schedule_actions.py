@@ -29,7 +29,7 @@ async def events(client: httpx.AsyncClient, headers: dict, config_id: int) -> li
 async def test_every_transition_and_its_history(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession
 ) -> None:
-    config = await create_config(session, schedule_config={"minutes": 5})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"minutes": 5})
     expected = [
         ("start", "active", "started"),
         ("pause", "paused", "paused"),
@@ -70,7 +70,9 @@ async def test_actions_that_do_not_fit_are_409_naming_the_status(
     action: str,
     status: str,
 ) -> None:
-    config = await create_config(session)
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 60}
+    )
     for step in setup:
         assert (await act(client, superuser_headers, config.id, step)).status_code == 200
     response = await act(client, superuser_headers, config.id, action)
@@ -101,7 +103,9 @@ async def test_start_date_in_the_past_is_422(
 async def test_unknown_action_is_422_and_unknown_config_404(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession
 ) -> None:
-    config = await create_config(session)
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 60}
+    )
     assert (await act(client, superuser_headers, config.id, "explode")).status_code == 422
     assert (await act(client, superuser_headers, 987654321, "start")).status_code == 404
     history = await client.get("/api/v1/tasks/configs/987654321/history", headers=superuser_headers)
@@ -109,7 +113,9 @@ async def test_unknown_action_is_422_and_unknown_config_404(
 
 
 async def test_non_superuser_is_403(client: httpx.AsyncClient, session: AsyncSession) -> None:
-    config = await create_config(session)
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 60}
+    )
     user = await create_user(session, username=f"plain-{config.id}")
     response = await act(client, bearer_for(user.id), config.id, "start")
     assert response.status_code == 403
@@ -129,7 +135,7 @@ async def test_next_run_at_is_the_true_next_cron_fire(
 async def test_start_queues_the_next_three_interval_fires_on_the_start_grid(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    config = await create_config(session, schedule_config={"seconds": 7})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 7})
     response = await act(client, superuser_headers, config.id, "start")
     next_run_at = datetime.fromisoformat(response.json()["next_run_at"])
     fires = [fire for _, fire in await store.queued_entries(redis, config.id)]
@@ -143,7 +149,7 @@ async def test_start_queues_the_next_three_interval_fires_on_the_start_grid(
 async def test_stop_and_pause_remove_every_queued_entry(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    config = await create_config(session, schedule_config={"seconds": 5})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 5})
     await act(client, superuser_headers, config.id, "start")
     assert len(await store.queued_entries(redis, config.id)) == 3
     await act(client, superuser_headers, config.id, "pause")
@@ -161,7 +167,7 @@ async def test_concurrent_actions_are_serialized(
 ) -> None:
     import asyncio
 
-    config = await create_config(session, schedule_config={"seconds": 5})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 5})
     responses = await asyncio.gather(
         *[act(client, superuser_headers, config.id, "start") for _ in range(5)]
     )

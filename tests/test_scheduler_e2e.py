@@ -58,7 +58,7 @@ def send_delays(events: list[dict]) -> list[float]:
 async def test_interval_fires_on_its_grid_and_stops_on_pause(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    config = await create_config(session, schedule_config={"seconds": 2})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 2})
     started = await start(client, superuser_headers, config.id)
     first_fire = datetime.fromisoformat(started["next_run_at"])
     events = await processes.eventually(
@@ -122,7 +122,9 @@ async def test_two_schedulers_send_each_fire_once(
 ) -> None:
     replicas = [processes.start_scheduler(f"replica-{i}") for i in range(2)]
     try:
-        config = await create_config(session, schedule_config={"seconds": 1})
+        config = await create_config(
+            session, scheduler_type="interval", schedule_config={"seconds": 1}
+        )
         await start(client, superuser_headers, config.id)
         events = await processes.eventually(
             lambda: fired(redis, config.id), lambda e: len(e) >= 12, timeout=25
@@ -143,7 +145,7 @@ async def test_two_schedulers_send_each_fire_once(
 async def test_killed_scheduler_restarted_continues_and_coalesces_missed_fires(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    config = await create_config(session, schedule_config={"seconds": 1})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 1})
     first = processes.start_scheduler("killed")
     try:
         await start(client, superuser_headers, config.id)
@@ -178,7 +180,7 @@ async def test_killed_scheduler_restarted_continues_and_coalesces_missed_fires(
 async def test_fires_older_than_grace_are_skipped_and_the_grid_kept(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    config = await create_config(session, schedule_config={"seconds": 2})
+    config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 2})
     state = await start(client, superuser_headers, config.id)
     anchor_fire = datetime.fromisoformat(state["next_run_at"])
     await asyncio.sleep(8)  # no scheduler runs: every queued fire is now older than the grace
@@ -201,8 +203,10 @@ async def test_fires_older_than_grace_are_skipped_and_the_grid_kept(
 async def test_reconcile_restores_entries_and_forgets_deleted_configs(
     client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
 ) -> None:
-    kept = await create_config(session, schedule_config={"minutes": 10})
-    deleted = await create_config(session, schedule_config={"minutes": 10})
+    kept = await create_config(session, scheduler_type="interval", schedule_config={"minutes": 10})
+    deleted = await create_config(
+        session, scheduler_type="interval", schedule_config={"minutes": 10}
+    )
     for config in (kept, deleted):
         await start(client, superuser_headers, config.id)
     for entry_id, _ in await store.queued_entries(redis, kept.id):
@@ -239,7 +243,9 @@ async def test_next_run_at_is_when_the_run_starts(
         cron = await create_config(
             session, scheduler_type="cron", schedule_config={"cron_expression": "* * * * *"}
         )
-        interval = await create_config(session, schedule_config={"seconds": 3})
+        interval = await create_config(
+            session, scheduler_type="interval", schedule_config={"seconds": 3}
+        )
         promised = {
             config.id: datetime.fromisoformat(
                 (await start(client, superuser_headers, config.id))["next_run_at"]

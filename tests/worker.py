@@ -1,17 +1,17 @@
 """Real `taskiq worker` processes for end-to-end tests, and polling helpers."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import aio_pika
 from aiormq.exceptions import ChannelNotFoundEntity
+
+from tests.processes import eventually
 
 T = TypeVar("T")
 
@@ -23,20 +23,6 @@ WORKER_ENV = {
     "RETRY_MAX_DELAY_SECONDS": "1",
 }
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, interval: float = 0.05
-) -> T:
-    """Poll `probe` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def consumer_count(queue: str) -> int:
