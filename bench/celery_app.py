@@ -1,0 +1,71 @@
+"""The peer: Celery 5 on the same RabbitMQ, recording one row per run from `task_postrun`.
+
+Run by bench/throughput.py as `celery -A bench.celery_app worker`; configured from the
+environment the bench sets (BENCH_QUEUE, BENCH_PG_DSN).
+"""
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from celery import Celery
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from kombu import Queue
+
+QUEUE = os.environ.get("BENCH_QUEUE", "bench-celery")
+
+app = Celery("bench", broker=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+app.conf.update(
+    task_queues=[Queue(QUEUE, queue_arguments={"x-max-priority": 9})],
+    task_default_queue=QUEUE,
+    task_acks_late=False,  # ack on receipt, as the Taskhub worker does
+    worker_prefetch_multiplier=10,
+    task_serializer="json",
+    result_backend=None,
+    task_ignore_result=True,
+    worker_hijack_root_logger=False,
+)
+
+_connection: psycopg.Connection[Any] | None = None
+_started: dict[str, float] = {}
+
+
+@worker_process_init.connect
+def _connect(**_: Any) -> None:
+    global _connection  # noqa: PLW0603 - one connection per worker process
+    _connection = psycopg.connect(os.environ["BENCH_PG_DSN"], autocommit=True)
+
+
+@app.task(name="demo.sleep")
+def sleep(seconds: float = 0, fail: bool = False, message: str | None = None) -> dict[str, Any]:
+    time.sleep(seconds)
+    return {"slept_seconds": seconds, "message": message}
+
+
+@task_prerun.connect
+def _mark_start(task_id: str, **_: Any) -> None:
+    _started[task_id] = time.time()
+
+
+@task_postrun.connect
+def _record(task_id: str, retval: Any, state: str, **_: Any) -> None:
+    assert _connection is not None
+    started = _started.pop(task_id, time.time())
+    now = time.time()
+    _connection.execute(
+        "INSERT INTO task_executions (config_id, task_id, is_success, started_at, completed_at,"
+        " duration_seconds, result, error_message, trigger, attempts)"
+        " VALUES (NULL, %s, %s, %s, %s, %s, %s, NULL, 'manual', 1)"
+        " ON CONFLICT (task_id) DO NOTHING",
+        (
+            task_id,
+            state == "SUCCESS",
+            datetime.fromtimestamp(started, UTC),
+            datetime.fromtimestamp(now, UTC),
+            now - started,
+            json.dumps(retval, default=str),
+        ),
+    )

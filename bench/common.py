@@ -1,0 +1,72 @@
+"""Shared bench plumbing: an isolated environment, processes, medians, the results file."""
+
+import asyncio
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RUN_ID = uuid.uuid4().hex[:8]
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def isolated_env(name: str) -> dict[str, str]:
+    """Environment for one bench: its own database, Redis prefix and queue names."""
+    tag = f"bench_{name}_{RUN_ID}"
+    return {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{tag}",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_PREFIX": tag,
+        "RABBITMQ_URL": AMQP_URL,
+        "RABBITMQ_QUEUE": tag,
+        "RABBITMQ_EXCHANGE": tag,
+        "JWT_SECRET": "bench-secret-" + "x" * 32,
+    }
+
+
+def start(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+    log = (Path("/tmp") / f"taskhub-bench-{log_name}-{RUN_ID}.log").open("w")  # noqa: S108
+    return subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+async def wait_for(probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    return f"{platform.node()} ({platform.machine()}, {cpus} cores, Python {platform.python_version()})"
