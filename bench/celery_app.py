@@ -35,7 +35,7 @@ _started: dict[str, float] = {}
 
 @worker_process_init.connect
 def _connect(**_: Any) -> None:
-    global _connection  # noqa: PLW0603 - one connection per worker process
+    global _connection
     _connection = psycopg.connect(os.environ["BENCH_PG_DSN"], autocommit=True)
 
 

@@ -68,5 +68,5 @@ def median(values: list[float]) -> float:
 
 
 def machine() -> str:
-    cpus = os.cpu_count()
-    return f"{platform.node()} ({platform.machine()}, {cpus} cores, Python {platform.python_version()})"
+    python = platform.python_version()
+    return f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, Python {python})"
