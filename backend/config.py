@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     port: int = 8000
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskhub"
+    database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/taskhub"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "taskhub"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"

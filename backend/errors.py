@@ -145,11 +145,6 @@ def _store_name(exc: Exception) -> str:
     return "The message broker"
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
-    return error_response(TaskhubError())
-
-
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -167,4 +162,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for exc_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(exc_type, _store_unavailable)
-    app.add_exception_handler(Exception, _unexpected)

@@ -14,7 +14,7 @@ TEST_DB = f"taskhub_test_{RUN_ID}"
 os.environ.update(
     {
         "ENVIRONMENT": "test",
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/{TEST_DB}",
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "REDIS_PREFIX": f"taskhub-test-{RUN_ID}",
         "RABBITMQ_QUEUE": f"taskhub-test-{RUN_ID}",
