@@ -134,7 +134,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     logger.error("backing service unavailable: %s: %s", type(exc).__name__, exc)
-    return error_response(StoreUnavailable(f"{_store_name(exc)} is unavailable"))
+    return error_response(unavailable(exc))
+
+
+def unavailable(exc: Exception) -> StoreUnavailable:
+    """The 503 for a connection error of Redis, the database or the broker, naming which."""
+    return StoreUnavailable(f"{_store_name(exc)} is unavailable")
 
 
 def _store_name(exc: Exception) -> str:
