@@ -1,6 +1,7 @@
 """`GET /metrics`: route-template labels, the settings that turn it off or protect it, lost runs."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -8,13 +9,22 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq import ScheduledTask
+from taskiq.exceptions import ScheduledTaskCancelledError
 
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.config import Settings, get_settings
 from backend.main import create_app
+from backend.models import TaskConfig
 from backend.reaper import reap_once
+from backend.schedule_source import TaskhubScheduleSource
+from backend.services import schedules
+from backend.services.redis import scheduler as store
 from backend.services.redis import timeout as live_runs
+from backend.services.schedule_reconcile import reconcile
 from tests.factories import create_config
 from tests.metrics_helpers import reader, rendered, scrape, value
 from tests.processes import eventually
@@ -116,6 +126,18 @@ async def test_metrics_token_protects_the_endpoint(app: FastAPI) -> None:
     assert [s for s in samples if s.name == "taskhub_runs_in_flight"]
 
 
+async def test_without_redis_the_other_metrics_are_still_served() -> None:
+    app = create_app(Settings())
+    app.state.redis = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        await http.get("/no/such/page")
+        samples = await scrape(http)
+    await app.state.redis.aclose()
+    assert not [s for s in samples if s.name == "taskhub_runs_in_flight"]
+    assert [s for s in samples if s.name == "taskhub_http_requests_total"]
+
+
 def test_a_short_metrics_token_is_refused() -> None:
     with pytest.raises(ValidationError, match="METRICS_TOKEN"):
         Settings(metrics_token="short")
@@ -142,3 +164,45 @@ async def test_lost_runs_count_per_task_type(
     )
     assert await reap_once(app.state.stores, get_settings()) == 1
     assert await eventually(lost) == before + 1
+
+
+async def test_missed_fires_are_counted_by_reconcile(
+    client: httpx.AsyncClient, session: AsyncSession, redis: Redis
+) -> None:
+    missed = reader(client, "taskhub_schedule_fires_missed_total", task_type="demo.sleep")
+    before = await missed()
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 10}
+    )
+    # Started five minutes ago with no scheduler since: three queued fires, all past the grace.
+    await schedules.apply_action(
+        redis, config, "start", now=datetime.now(UTC) - timedelta(minutes=5)
+    )
+    existing = set(await session.scalars(select(TaskConfig.id)))
+    try:
+        await reconcile(
+            redis, now=datetime.now(UTC), grace=timedelta(seconds=60), existing_ids=existing
+        )
+    finally:
+        await schedules.apply_action(redis, config, "stop")
+    assert await missed() == before + 3
+
+
+async def test_a_fire_claimed_by_another_replica_is_counted(
+    client: httpx.AsyncClient, session: AsyncSession, redis: Redis
+) -> None:
+    lost = reader(client, "taskhub_schedule_fires_claimed_elsewhere_total", task_type="demo.sleep")
+    before = await lost()
+    config = await create_config(session, scheduler_type="interval", schedule_config={"minutes": 1})
+    await schedules.apply_action(redis, config, "start")
+    source = TaskhubScheduleSource(get_settings())
+    try:
+        entry_id, _ = (await store.queued_entries(redis, config.id))[0]
+        task = ScheduledTask.model_validate_json(await redis.get(store.data_key(entry_id)))
+        assert await store.claim_fire(redis, entry_id, owner="replica-b") == "ok"
+        with pytest.raises(ScheduledTaskCancelledError):
+            await source.pre_send(task)
+    finally:
+        await source.shutdown()
+        await schedules.apply_action(redis, config, "stop")
+    assert await lost() == before + 1
