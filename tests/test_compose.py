@@ -59,3 +59,13 @@ def test_ordering_by_health(compose: dict) -> None:
 )
 def test_docker_compose_config_accepts_the_file() -> None:
     subprocess.run(["docker-compose", "config", "--quiet"], cwd=ROOT, check=True)
+
+
+def test_processes_share_one_fresh_metrics_directory(compose: dict) -> None:
+    volumes = compose["volumes"]
+    for process in ("api", "worker", "scheduler"):
+        service = compose["services"][process]
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{directory}" in service["volumes"], process
+    # tmpfs: empty whenever the stack starts again, so no stale samples are merged in
+    assert volumes["metrics"]["driver_opts"]["type"] == "tmpfs"
