@@ -65,3 +65,13 @@ def test_docker_compose_file_follows_the_compose_spec() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_processes_share_one_fresh_metrics_directory(compose: dict) -> None:
+    volumes = compose["volumes"]
+    for process in ("api", "worker", "scheduler"):
+        service = compose["services"][process]
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{directory}" in service["volumes"], process
+    # tmpfs: empty whenever the stack starts again, so no stale samples are merged in
+    assert volumes["metrics"]["driver_opts"]["type"] == "tmpfs"
