@@ -16,6 +16,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 from sqlalchemy import select
@@ -77,7 +78,13 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
         async with self._redis() as redis:
             raw = await store.due_entries(redis, start=now - self._grace, end=now + lookahead)
-        return [ScheduledTask.model_validate_json(item) for item in raw]
+        tasks = []
+        for item in raw:
+            try:
+                tasks.append(ScheduledTask.model_validate_json(item))
+            except ValidationError:  # one bad entry must not stop every other schedule
+                logger.exception("skipping a malformed schedule entry: %.300s", item)
+        return tasks
 
     async def pre_send(self, task: ScheduledTask) -> None:
         async with self._redis() as redis:

@@ -1,4 +1,8 @@
-"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler --update-interval 1`."""
+"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler --update-interval 0`.
+
+`--update-interval 0` refreshes the schedules on every one-second tick. With 1, taskiq's loop
+compares tick times that drift by milliseconds and skips every other refresh at random, so an
+entry queued by start/resume could reach memory a tick after its fire time."""
 
 import asyncio
 import itertools

@@ -131,3 +131,19 @@ async def test_a_pause_while_the_send_waits_for_its_retry_wins(
 
     assert broker.sent == []
     assert await kinds(redis, config.id) == ["started", "paused", "send_failed"]
+
+
+async def test_a_malformed_entry_does_not_stop_the_others(
+    source: TaskhubScheduleSource, session: AsyncSession, redis: Redis
+) -> None:
+    config = await started(session, redis, now=datetime.now(UTC) - timedelta(seconds=59))
+    task = await first_entry(redis, config.id)  # due within a second: in the window read
+    bad_id = f"{config.id}:0:{store.to_ms(datetime.now(UTC))}"
+    await redis.set(store.data_key(bad_id), '{"task_name": 1, "labels": "no"}')
+    await redis.zadd(store.due_key(), {bad_id: store.to_ms(datetime.now(UTC))})
+    try:
+        found = await source.get_schedules()
+    finally:
+        await redis.zrem(store.due_key(), bad_id)
+    assert task.schedule_id in [t.schedule_id for t in found]
+    assert bad_id not in [t.schedule_id for t in found]
