@@ -6,6 +6,7 @@ with its data-key layout and JSON serializer, indexed by fire time instead of by
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
   still active and the entry current): a replica that loses the claim does not send;
 - post_send drops the entry and queues the following occurrence;
+- send_failed (called by backend.scheduler when the publish raised) gives the claim back;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
 
