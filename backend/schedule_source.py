@@ -6,6 +6,7 @@ with its data-key layout and JSON serializer, indexed by fire time instead of by
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
   still active and the entry current): a replica that loses the claim does not send;
 - post_send drops the entry and queues the following occurrence;
+- send_failed (called by backend.scheduler when the publish raised) gives the claim back;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
 
@@ -17,6 +18,7 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 from sqlalchemy import select
@@ -30,8 +32,9 @@ from backend.config import Settings
 from backend.db import create_engine, create_sessionmaker
 from backend.models import TaskConfig
 from backend.services import schedules
+from backend.services.redis import history
 from backend.services.redis import scheduler as store
-from backend.services.schedule_reconcile import reconcile
+from backend.services.schedule_reconcile import SETTLE, reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         self._settings = settings
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._reconciler: asyncio.Task[None] | None = None
+        self._suspects: frozenset[int] = frozenset()  # configs found missing by the last pass
         self._engine = create_engine(settings.database_url, pool_size=2)
         self._sessionmaker = create_sessionmaker(self._engine)
 
@@ -60,7 +64,8 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
 
     async def startup(self) -> None:
         await super().startup()
-        await self.reconcile_once()
+        # No fire of this process is in flight yet: settle every past entry at once.
+        await self.reconcile_once(settle=timedelta(0))
         self._reconciler = asyncio.create_task(self._reconcile_forever())
 
     async def shutdown(self) -> None:
@@ -76,7 +81,13 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
         async with self._redis() as redis:
             raw = await store.due_entries(redis, start=now - self._grace, end=now + lookahead)
-        return [ScheduledTask.model_validate_json(item) for item in raw]
+        tasks = []
+        for item in raw:
+            try:
+                tasks.append(ScheduledTask.model_validate_json(item))
+            except ValidationError:  # one bad entry must not stop every other schedule
+                logger.exception("skipping a malformed schedule entry: %.300s", item)
+        return tasks
 
     async def pre_send(self, task: ScheduledTask) -> None:
         async with self._redis() as redis:
@@ -95,18 +106,47 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         async with self._redis() as redis:
             await schedules.after_fire(redis, task.schedule_id, task_id=task.task_id)
 
-    async def reconcile_once(self) -> None:
+    async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
+        """The send after a won claim raised: give the claim back and say whether to retry in
+        `retry_in` seconds (the fire will still be younger than the grace period then)."""
+        config_id, _, fire_ms = store.parse_schedule_id(task.schedule_id)
+        fire_at = store.from_ms(fire_ms)
+        retry = datetime.now(UTC) + timedelta(seconds=retry_in) < fire_at + self._grace
+        async with self._redis() as redis:
+            await store.release_claim(redis, task.schedule_id, owner=self._owner)
+            await history.append(
+                redis, config_id, "send_failed", fire_at=fire_at.isoformat(),
+                task_id=task.task_id, error=_describe(error), retry=retry,
+            )  # fmt: skip
+        logger.error(
+            "sending fire %s (task %s, config %s) failed: %s; %s",
+            task.schedule_id, task.task_name, config_id, _describe(error),
+            "retrying" if retry else "giving up: past the grace period, reconcile counts it missed",
+        )  # fmt: skip
+        return retry
+
+    async def reconcile_once(self, *, settle: timedelta = SETTLE) -> None:
         async with self._redis() as redis:
             try:
                 # One replica at a time; another replica's pass is just as good.
                 async with redis.lock(store.reconcile_lock_key(), timeout=60, blocking=False):
-                    async with self._sessionmaker() as session:
-                        ids = set(await session.scalars(select(TaskConfig.id)))
-                    await reconcile(
-                        redis, now=datetime.now(UTC), grace=self._grace, existing_ids=ids
+                    self._suspects = await reconcile(
+                        redis,
+                        now=datetime.now(UTC),
+                        grace=self._grace,
+                        existing=self._existing,
+                        suspects=self._suspects,
+                        settle=settle,
                     )
             except LockError:
                 logger.debug("reconcile skipped: another scheduler is reconciling")
+
+    async def _existing(self, config_ids: set[int]) -> set[int]:
+        if not config_ids:
+            return set()
+        async with self._sessionmaker() as session:
+            query = select(TaskConfig.id).where(TaskConfig.id.in_(config_ids))
+            return set(await session.scalars(query))
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -115,3 +155,9 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
                 await self.reconcile_once()
             except Exception:  # the loop must outlive one failed pass; the next one retries
                 logger.exception("reconcile failed")
+
+
+def _describe(error: BaseException) -> str:
+    """taskiq wraps the broker's error in SendTaskError: name the cause."""
+    cause = error.__cause__ or error
+    return f"{type(cause).__name__}: {cause}"

@@ -1,12 +1,60 @@
-"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler --update-interval 1`."""
+"""The scheduler process: `taskiq scheduler backend.scheduler:scheduler --update-interval 0`.
 
-from taskiq import TaskiqScheduler
+`--update-interval 0` refreshes the schedules on every one-second tick. With 1, taskiq's loop
+compares tick times that drift by milliseconds and skips every other refresh at random, so an
+entry queued by start/resume could reach memory a tick after its fire time."""
+
+import asyncio
+import itertools
+import logging
+
+from taskiq import ScheduledTask, ScheduleSource, TaskiqScheduler
+from taskiq.exceptions import ScheduledTaskCancelledError
+from taskiq.kicker import AsyncKicker
 
 from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.schedule_source import TaskhubScheduleSource
 
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)  # then every 15 s until the grace period ends
+
+
+class TaskhubScheduler(TaskiqScheduler):
+    """taskiq's on_ready, except that a failed send is not lost: the claim is given back, a
+    `send_failed` event recorded, and the send retried (claim first, so a pause in between
+    wins) while the fire is younger than the grace period."""
+
+    async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
+        assert isinstance(source, TaskhubScheduleSource)
+        for attempt in itertools.count():
+            try:
+                await source.pre_send(task)
+            except ScheduledTaskCancelledError:
+                logger.info("fire %s of %s cancelled", task.schedule_id, task.task_name)
+                return
+            try:
+                await self._send(task)
+            except Exception as exc:  # any publish error: record it and retry, never drop it
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                if not await source.send_failed(task, exc, retry_in=delay):
+                    return
+                await asyncio.sleep(delay)
+                continue
+            await source.post_send(task)
+            return
+
+    async def _send(self, task: ScheduledTask) -> None:
+        kicker = AsyncKicker(task.task_name, self.broker, task.labels)
+        await (
+            kicker.with_labels(schedule_id=task.schedule_id)
+            .with_task_id(task_id=task.task_id)
+            .kiq(*task.args, **task.kwargs)
+        )
+
+
 configure_logging()
 schedule_source = TaskhubScheduleSource(get_settings())
-scheduler = TaskiqScheduler(broker=broker, sources=[schedule_source])
+scheduler = TaskhubScheduler(broker=broker, sources=[schedule_source])

@@ -84,8 +84,14 @@ class CronSpec(_Spec):
         return self
 
     def next_fire_after(self, after: datetime, *, anchor: datetime | None = None) -> datetime:
-        local = _as_utc(after).astimezone(ZoneInfo(self.timezone))
-        return next(CronSim(self.expression, local)).astimezone(UTC)
+        after = _as_utc(after)
+        local = after.astimezone(ZoneInfo(self.timezone))
+        # Inside the second pass of a repeated autumn hour cronsim may answer with the first
+        # pass of the same wall time, which is earlier: step on until strictly after.
+        for fire in CronSim(self.expression, local):
+            if fire.astimezone(UTC) > after:
+                return fire.astimezone(UTC)
+        raise AssertionError("unreachable: a valid cron expression fires forever")
 
 
 class IntervalSpec(_Spec):

@@ -20,7 +20,7 @@ def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) 
     log_dir = Path(os.environ.get("TEST_LOG_DIR", tempfile.gettempdir()))
     log_path = log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
     log = log_path.open("w")
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
@@ -28,11 +28,24 @@ def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) 
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: a kill reaches its children too
     )
+    process.log_path = log_path  # type: ignore[attr-defined]
+    return process
 
 
 def start_scheduler(name: str = "scheduler", **env: str) -> subprocess.Popen:
-    args = ["taskiq", "scheduler", "backend.scheduler:scheduler", "--update-interval", "1"]
+    args = ["taskiq", "scheduler", "backend.scheduler:scheduler", "--update-interval", "0"]
     return start([*args, "--no-configure-logging"], log_name=name, env=env)
+
+
+async def scheduler_ready(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait until the scheduler has reconciled and runs its loop (a fire due before that is
+    sent late, by design: a test that checks punctuality must not race the start-up)."""
+    log_path: Path = process.log_path  # type: ignore[attr-defined]
+    await eventually(
+        lambda: asyncio.to_thread(log_path.read_text),
+        lambda text: "Startup completed." in text,
+        timeout=timeout,
+    )
 
 
 def stop(process: subprocess.Popen, *, kill: bool = False, timeout: float = 15) -> None:

@@ -1,6 +1,7 @@
 """Task config CRUD through the API, merged with the live state in Redis."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import httpx
 from redis.asyncio import Redis
@@ -207,3 +208,58 @@ async def test_routes_are_superuser_only(
         response = await call
         assert response.status_code == 403, response.request.url
     assert (await client.get(CONFIGS)).status_code == 401
+
+
+async def test_patch_of_an_active_config_rebuilds_its_entries(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], redis: Redis
+) -> None:
+    body = sleep_config(schedule_config={"seconds": 60})
+    created = (
+        await client.post(f"{CONFIGS}?auto_start=true", json=body, headers=superuser_headers)
+    ).json()
+    old_ids = [
+        entry_id for entry_id, _ in await schedule_state.queued_entries(redis, created["id"])
+    ]
+    assert len(old_ids) == 3
+
+    patched = await client.patch(
+        f"{CONFIGS}/{created['id']}",
+        json={"schedule_config": {"seconds": 30}},
+        headers=superuser_headers,
+    )
+    assert patched.status_code == 200, patched.text
+    entries = await schedule_state.queued_entries(redis, created["id"])
+    fires = [fire for _, fire in entries]
+    assert [b - a for a, b in pairwise(fires)] == [timedelta(seconds=30)] * 2
+    assert datetime.fromisoformat(patched.json()["next_run_at"]) == fires[0]
+    assert patched.json()["schedule_status"] == "active"
+    assert not {entry_id for entry_id, _ in entries} & set(old_ids)
+    for entry_id in old_ids:
+        assert not await redis.exists(schedule_state.data_key(entry_id))
+        assert await redis.zscore(schedule_state.due_key(), entry_id) is None
+    events, _ = await history.read(redis, created["id"])
+    assert [e["event"] for e in events[:2]] == ["reloaded", "updated"]
+
+
+async def test_delete_of_a_started_config_removes_its_entries_and_state(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], redis: Redis
+) -> None:
+    created = (
+        await client.post(
+            f"{CONFIGS}?auto_start=true", json=sleep_config(), headers=superuser_headers
+        )
+    ).json()
+    config_id = created["id"]
+    entry_ids = [entry_id for entry_id, _ in await schedule_state.queued_entries(redis, config_id)]
+    assert len(entry_ids) == 3
+
+    deleted = await client.delete(f"{CONFIGS}/{config_id}", headers=superuser_headers)
+    assert deleted.status_code == 204
+    due = await redis.zrange(schedule_state.due_key(), 0, -1)
+    assert not set(entry_ids) & set(due)
+    assert not [d for d in due if d.startswith(f"{config_id}:")]
+    for entry_id in entry_ids:
+        assert not await redis.exists(schedule_state.data_key(entry_id))
+    assert not await redis.exists(schedule_state.config_entries_key(config_id))
+    assert not await redis.exists(schedule_state.state_key(config_id))
+    assert config_id not in await schedule_state.ids_with_status(redis, "inactive")

@@ -10,7 +10,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import ScheduledTask
 from taskiq.exceptions import ScheduledTaskCancelledError
@@ -18,10 +17,10 @@ from taskiq.exceptions import ScheduledTaskCancelledError
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.config import Settings, get_settings
 from backend.main import create_app
-from backend.models import TaskConfig
 from backend.reaper import reap_once
 from backend.schedule_source import TaskhubScheduleSource
 from backend.services import schedules
+from backend.services.redis import history
 from backend.services.redis import scheduler as store
 from backend.services.redis import timeout as live_runs
 from backend.services.schedule_reconcile import reconcile
@@ -174,18 +173,25 @@ async def test_missed_fires_are_counted_by_reconcile(
     config = await create_config(
         session, scheduler_type="interval", schedule_config={"seconds": 10}
     )
-    # Started five minutes ago with no scheduler since: three queued fires, all past the grace.
+    # Started five minutes ago with no scheduler since: about 30 fires missed, the newest
+    # (inside the grace) coalesced and sent, every other one counted.
     await schedules.apply_action(
         redis, config, "start", now=datetime.now(UTC) - timedelta(minutes=5)
     )
-    existing = set(await session.scalars(select(TaskConfig.id)))
+
+    async def all_exist(config_ids: set[int]) -> set[int]:
+        return config_ids
+
     try:
         await reconcile(
-            redis, now=datetime.now(UTC), grace=timedelta(seconds=60), existing_ids=existing
+            redis, now=datetime.now(UTC), grace=timedelta(seconds=60), existing=all_exist
         )
     finally:
         await schedules.apply_action(redis, config, "stop")
-    assert await missed() == before + 3
+    events, _ = await history.read(redis, config.id)
+    [event] = [e for e in events if e["event"] == "missed"]
+    assert event["count"] >= 25
+    assert await missed() == before + event["count"]
 
 
 async def test_a_fire_claimed_by_another_replica_is_counted(

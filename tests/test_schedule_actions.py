@@ -173,3 +173,39 @@ async def test_concurrent_actions_are_serialized(
     )
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409, 409]
     assert len(await store.queued_entries(redis, config.id)) == 3
+
+
+async def completed_config(session: AsyncSession, redis: Redis):
+    """An interval config whose schedule reads `completed` (as after a date fired)."""
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 60}
+    )
+    await store.set_state(redis, config.id, store.ScheduleState("completed", generation=4))
+    return config
+
+
+async def test_start_from_completed_rearms_the_schedule(
+    client: httpx.AsyncClient, superuser_headers: dict, session: AsyncSession, redis: Redis
+) -> None:
+    config = await completed_config(session, redis)
+    response = await act(client, superuser_headers, config.id, "start")
+    assert response.status_code == 200, response.text
+    assert response.json()["schedule_status"] == "active"
+    assert response.json()["next_run_at"] is not None
+    assert len(await store.queued_entries(redis, config.id)) == 3
+    assert (await store.read_state(redis, config.id)).generation == 5
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "stop", "reload"])
+async def test_only_start_leaves_completed(
+    client: httpx.AsyncClient,
+    superuser_headers: dict,
+    session: AsyncSession,
+    redis: Redis,
+    action: str,
+) -> None:
+    config = await completed_config(session, redis)
+    response = await act(client, superuser_headers, config.id, action)
+    assert response.status_code == 409
+    assert "completed" in response.json()["error"]["message"]
+    assert (await store.read_state(redis, config.id)).status == "completed"

@@ -136,3 +136,30 @@ def test_manual_takes_nothing() -> None:
 def test_unknown_scheduler_type() -> None:
     with pytest.raises(KeyError):
         parse_schedule("hourly", {})
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # 02:15 in the second pass (+01:00) of the repeated hour: 02:30+02:00 is already past.
+        (datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=BERLIN), "2026-10-26T02:30:00+01:00"),
+        (datetime(2026, 10, 25, 2, 45, fold=1, tzinfo=BERLIN), "2026-10-26T02:30:00+01:00"),
+        # The first pass (+02:00) still has its 02:30 ahead.
+        (datetime(2026, 10, 25, 2, 15, fold=0, tzinfo=BERLIN), "2026-10-25T02:30:00+02:00"),
+    ],
+)
+def test_dst_autumn_after_inside_the_repeated_hour_is_strictly_after(
+    after: datetime, expected: str
+) -> None:
+    spec = CronSpec(cron_expression="30 2 * * *", timezone="Europe/Berlin")
+    fire = spec.next_fire_after(after)
+    assert fire > after
+    assert fire.astimezone(BERLIN).isoformat() == expected
+
+
+def test_dst_autumn_wildcard_hour_from_inside_the_second_pass() -> None:
+    spec = CronSpec(cron_expression="30 * * * *", timezone="Europe/Berlin")
+    after = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=BERLIN)  # 01:15 UTC
+    fire = spec.next_fire_after(after)
+    assert fire == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30+01:00, the second pass
+    assert spec.next_fire_after(fire) == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)

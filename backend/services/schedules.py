@@ -82,6 +82,18 @@ def upcoming(
     return fires
 
 
+def occurrences(
+    spec: ScheduleSpec, *, since: datetime, until: datetime, anchor: datetime | None, limit: int
+) -> list[datetime]:
+    """The fire times in [since, until], oldest first, at most `limit` of them."""
+    fires: list[datetime] = []
+    fire = spec.next_fire_after(since - timedelta(milliseconds=1), anchor=anchor)
+    while fire is not None and fire <= until and len(fires) < limit:
+        fires.append(fire)
+        fire = spec.next_fire_after(fire, anchor=anchor)
+    return fires
+
+
 def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
     entry_id = store.schedule_id(config_id, generation, fire_at)
     task = ScheduledTask(
@@ -202,27 +214,42 @@ async def forget(redis: Redis, config_id: int) -> None:
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
 
 
-async def after_fire(redis: Redis, entry_id: str, *, task_id: str | None = None) -> None:
-    """Called once the claimed entry was sent: drop it, queue the following occurrence."""
+async def after_fire(
+    redis: Redis, entry_id: str, *, task_id: str | None = None, now: datetime | None = None
+) -> None:
+    """Called once the claimed entry was sent: drop it, queue the following occurrence.
+
+    Only entries still ahead count as queued: a past entry is either claimed (sent by a
+    scheduler that died before this point: dropped here) or still to be sent (a retry, or a
+    misfire reconcile settles), and neither is a next run."""
     config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
     fire_at = store.from_ms(fire_ms)
+
+    now = now or datetime.now(UTC)
 
     async def write(pipe: Pipeline) -> None:
         state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
         rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
+        others = [(other, store.from_ms(score)) for other, score in rows if other != entry_id]
+        past = [(other, fire) for other, fire in others if fire <= now]
+        sent = await store.claimed(pipe, config_id, [fire for _, fire in past])
+        pending = [fire for (_, fire), was_sent in zip(past, sent, strict=True) if not was_sent]
         pipe.multi()
         store.queue_entry_removal(pipe, config_id, entry_id)
+        for (other, _), was_sent in zip(past, sent, strict=True):
+            if was_sent:
+                store.queue_entry_removal(pipe, config_id, other)
         history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
         if state.generation != generation or state.status != "active":
             return
-        queued = sorted(store.from_ms(score) for other, score in rows if other != entry_id)
+        ahead = sorted(fire for _, fire in others if fire > now)
         spec = Plan.model_validate(state.plan).spec()
-        after = max([fire_at, *queued])
-        fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(queued))
+        after = max([fire_at, *(fire for _, fire in others)])
+        fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(ahead))
         queue_fires(pipe, config_id, state, fresh)
-        queued += fresh
-        if queued:
-            store.queue_state(pipe, config_id, replace(state, next_run_at=queued[0]))
+        next_fires = ahead + fresh or pending
+        if next_fires:
+            store.queue_state(pipe, config_id, replace(state, next_run_at=min(next_fires)))
         else:
             store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
             history.queue_append(pipe, config_id, "completed")

@@ -15,7 +15,7 @@ EVENTS = frozenset(
     {
         "created", "updated", "deleted",
         "started", "paused", "resumed", "stopped", "reloaded", "completed",
-        "fired", "skipped", "missed",
+        "fired", "send_failed", "skipped", "missed",
         "succeeded", "failed", "timed_out", "retrying", "lost",
     }
 )  # fmt: skip

@@ -204,6 +204,26 @@ async def claim_fire(redis: Redis, entry_id: str, *, owner: str) -> str:
     return str(result)
 
 
+async def claimed(redis: Redis | Pipeline, config_id: int, fires: list[datetime]) -> list[bool]:
+    """Which of these fires of the config were claimed (so sent, or being sent): one MGET."""
+    if not fires:
+        return []
+    owners = await redis.mget([claim_key(config_id, to_ms(fire)) for fire in fires])
+    return [owner is not None for owner in owners]
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+async def release_claim(redis: Redis, entry_id: str, *, owner: str) -> bool:
+    """Give back a claim this owner holds (its send failed), so the fire can be sent again."""
+    config_id, _, fire_ms = parse_schedule_id(entry_id)
+    return bool(await redis.eval(_RELEASE, 1, claim_key(config_id, fire_ms), owner))
+
+
 async def ids_with_status(redis: Redis, status: Status) -> set[int]:
     """Configs in `status`; for `inactive`, the configs in ANY other status (to exclude)."""
     if status == "inactive":
