@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
-from backend import errors
+from backend import console, errors
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from backend.api.router import api_router
 from backend.api.routes import health
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    console.mount(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -16,10 +16,13 @@ BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
 
-def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def log_path(log_name: str) -> Path:
     log_dir = Path(os.environ.get("TEST_LOG_DIR", tempfile.gettempdir()))
-    log_path = log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
-    log = log_path.open("w")
+    return log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
+
+
+def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    log = log_path(log_name).open("w")
     return subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
         cwd=ROOT,
