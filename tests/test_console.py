@@ -36,6 +36,12 @@ async def test_console_redirects_to_its_slash_with_the_csp(client: httpx.AsyncCl
     assert "script-src 'self'" in response.headers[CSP]
 
 
+async def test_the_root_leads_to_the_console(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/console/"
+
+
 async def test_unknown_console_file_is_404_with_the_csp(client: httpx.AsyncClient) -> None:
     response = await client.get("/console/js/nope.js")
     assert response.status_code == 404

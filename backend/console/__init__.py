@@ -61,11 +61,13 @@ class SecurityHeaders:
 
 
 def mount(app: FastAPI) -> None:
-    """Serve the console at /console/ (and redirect /console there)."""
+    """Serve the console at /console/ (and redirect / and /console there)."""
 
     async def to_console() -> RedirectResponse:
         return RedirectResponse("/console/")
 
+    # The root has nothing else to show: a browser opening the service lands in the console.
+    app.add_api_route("/", to_console, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console", to_console, methods=["GET"], include_in_schema=False)
     app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True))
     app.add_middleware(SecurityHeaders)

@@ -36,7 +36,7 @@ function details(config) {
     ["Parameters", h("pre", {}, json(config.parameters))],
     ["Max retries", config.max_retries],
     ["Timeout", `${config.timeout_seconds} s`],
-    ["Priority", config.priority],
+    ["Priority", h("span", { id: "priority" }, String(config.priority))],
     ["Overlap policy", config.overlap_policy === "skip" ? "skip a scheduled run while one is in flight" : "allow overlapping runs"],
     ["Description", config.description || h("span", { className: "muted" }, "—")],
     ["Created", localTime(config.created_at)],
