@@ -219,6 +219,7 @@ async def test_a_user_who_is_not_a_superuser_sees_not_allowed(
     await page.goto("/console/#/configs/1")
     await expect(not_allowed).to_be_visible()
     await expect(page.locator("#config-page")).to_have_count(0)
+    await expect(page.locator("[data-nav=configs]")).to_be_hidden()
     assert errors.messages == []
 
 

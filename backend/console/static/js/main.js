@@ -92,6 +92,7 @@ async function render() {
     if (mine !== generation) return;
     nav.hidden = false;
     document.getElementById("whoami").textContent = me.username;
+    for (const link of nav.querySelectorAll("[data-nav]")) link.hidden = !me.is_superuser;
     if (!me.is_superuser) {
       show(notAllowedPage(me));
       return;

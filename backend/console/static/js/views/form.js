@@ -75,7 +75,13 @@ function hintFor(prop, required) {
   const parts = [];
   if (prop.description) parts.push(prop.description);
   if (prop.default !== undefined && prop.default !== null) parts.push(`default ${JSON.stringify(prop.default)}`);
-  if (prop.minimum !== undefined || prop.maximum !== undefined) parts.push(`${prop.minimum ?? "…"} to ${prop.maximum ?? "…"}`);
+  if (prop.minimum !== undefined && prop.maximum !== undefined) {
+    parts.push(`${prop.minimum} to ${prop.maximum}`);
+  } else {
+    const bounds = [["≥", prop.minimum], [">", prop.exclusiveMinimum], ["≤", prop.maximum], ["<", prop.exclusiveMaximum]];
+    const given = bounds.filter(([, bound]) => bound !== undefined).map(([sign, bound]) => `${sign} ${bound}`);
+    if (given.length) parts.push(given.join(", "));
+  }
   if (required) parts.push("required");
   return parts.join(" · ");
 }
