@@ -24,14 +24,17 @@ migrate: $(STAMP) services
 	$(PY) -m scripts.create_database
 	$(VENV)/bin/alembic upgrade head
 
+# prometheus-client multiprocess mode: api, worker and scheduler share this directory, so the
+# API's /metrics serves all three. Emptied of an earlier run's samples at each start.
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.run/metrics
 run: migrate
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start -f Procfile
+	mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
+	find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
+	# honcho sets PORT itself (5000 by default): pass ours as its base port.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start -p $${PORT:-8000} -f Procfile
 
 test: $(STAMP) services chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
-
-# bench/ may not exist yet; ruff fails on a missing path.
-LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     port: int = 8000
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskhub"
+    database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/taskhub"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "taskhub"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -49,8 +49,18 @@ class Settings(BaseSettings):
     schedule_lookahead_seconds: float = Field(default=5, gt=0)
     reconcile_interval_seconds: float = Field(default=60, gt=0)
 
+    # GET /metrics (Prometheus): served unless disabled; with a token, only to a bearer of it.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
+
+    @model_validator(mode="after")
+    def _refuse_short_metrics_token(self) -> Self:
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError("METRICS_TOKEN must be at least 16 characters (or unset)")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Self:

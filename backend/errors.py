@@ -134,7 +134,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     logger.error("backing service unavailable: %s: %s", type(exc).__name__, exc)
-    return error_response(StoreUnavailable(f"{_store_name(exc)} is unavailable"))
+    return error_response(unavailable(exc))
+
+
+def unavailable(exc: Exception) -> StoreUnavailable:
+    """The 503 for a connection error of Redis, the database or the broker, naming which."""
+    return StoreUnavailable(f"{_store_name(exc)} is unavailable")
 
 
 def _store_name(exc: Exception) -> str:
@@ -143,11 +148,6 @@ def _store_name(exc: Exception) -> str:
     if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
         return "The database"
     return "The message broker"
-
-
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
-    return error_response(TaskhubError())
 
 
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -167,4 +167,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for exc_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(exc_type, _store_unavailable)
-    app.add_exception_handler(Exception, _unexpected)

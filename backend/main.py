@@ -9,9 +9,11 @@ from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
 from backend import console, errors
+from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from backend.api.router import api_router
 from backend.api.routes import health
+from backend.api.routes import metrics as metrics_route
 from backend.config import Settings, get_settings
 from backend.log import configure_logging
 from backend.services import users
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    if settings.metrics_enabled:
+        app.include_router(metrics_route.router)
     console.mount(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -66,6 +70,8 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
             allow_headers=["*"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from backend import metrics
 from backend.config import Settings
 from backend.recording import finish
 from backend.services.executions import Outcome
@@ -38,6 +39,7 @@ async def reap_once(stores: Stores, settings: Settings) -> int:
         )
         if await finish(stores, outcome=outcome, event="lost"):
             recorded += 1
+            metrics.run_finished(run.task_type, outcome="lost", duration=None)
             logger.warning("run %s of config %s recorded as lost", run.task_id, run.config_id)
     return recorded
 

@@ -19,6 +19,7 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
+from backend import metrics
 from backend.config import get_settings
 from backend.models import TRIGGERS
 from backend.services import executions
@@ -110,6 +111,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             task_id=message.task_id,
             config_id=config_id,
             trigger=trigger,
+            task_type=message.task_name,
             attempt=attempt,
             started_at=float(labels.get(STARTED_AT, now)),
             deadline=deadline,
@@ -118,6 +120,7 @@ class RecordingMiddleware(TaskiqMiddleware):
         )
         if not admitted:
             labels[SKIPPED] = True
+            metrics.run_skipped(message.task_name)
             if config_id is not None:
                 await history.append(
                     self.stores.redis,
@@ -128,6 +131,8 @@ class RecordingMiddleware(TaskiqMiddleware):
                 )
             logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
             return message
+        if attempt == 1:
+            metrics.run_started(message.task_name)
         labels.setdefault(STARTED_AT, now)
         labels[ATTEMPT] = attempt
         return message
@@ -177,7 +182,9 @@ class RecordingMiddleware(TaskiqMiddleware):
             result=value,
             error_message=error,
         )
-        await finish(self.stores, outcome=outcome, event=event)
+        if await finish(self.stores, outcome=outcome, event=event):
+            duration = (outcome.completed_at - outcome.started_at).total_seconds()
+            metrics.run_finished(message.task_name, outcome=event, duration=duration)
 
 
 def _ending(message: TaskiqMessage, result: TaskiqResult[Any]) -> tuple[str, Any, str | None]:

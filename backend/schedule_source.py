@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -24,6 +25,7 @@ from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListRedisScheduleSource
 
+from backend import metrics
 from backend.config import Settings
 from backend.db import create_engine, create_sessionmaker
 from backend.models import TaskConfig
@@ -81,11 +83,15 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
             outcome = await store.claim_fire(redis, task.schedule_id, owner=self._owner)
             if outcome in ("inactive", "stale"):
                 await schedules.drop_stale_entry(redis, task.schedule_id)
+        if outcome == "claimed":
+            metrics.fire_claimed_elsewhere(task.task_name)
         if outcome != "ok":
             logger.info("fire %s not sent: %s", task.schedule_id, outcome)
             raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:
+        _, _, fire_ms = store.parse_schedule_id(task.schedule_id)
+        metrics.fire_sent(task.task_name, lag=time.time() - fire_ms / 1000)
         async with self._redis() as redis:
             await schedules.after_fire(redis, task.schedule_id, task_id=task.task_id)
 

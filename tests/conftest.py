@@ -6,6 +6,8 @@ process and in the worker/scheduler processes the tests start) sees the isolated
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,7 +16,7 @@ TEST_DB = f"taskhub_test_{RUN_ID}"
 os.environ.update(
     {
         "ENVIRONMENT": "test",
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/{TEST_DB}",
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "REDIS_PREFIX": f"taskhub-test-{RUN_ID}",
         "RABBITMQ_QUEUE": f"taskhub-test-{RUN_ID}",
@@ -22,6 +24,9 @@ os.environ.update(
         "JWT_SECRET": "test-secret-" + "x" * 32,
         "FIRST_SUPERUSER": "admin@example.com",
         "FIRST_SUPERUSER_PASSWORD": "admin-password",
+        # prometheus-client's multiprocess mode, shared with the worker and scheduler the
+        # tests start; a fresh directory per session, so no other run's samples leak in.
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"taskhub-metrics-{RUN_ID}-"),
     }
 )
 
@@ -42,6 +47,13 @@ def test_database() -> Iterator[str]:
     infra.migrate(url, "head")
     yield url
     asyncio.run(infra.cleanup(url))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def metrics_directory() -> Iterator[str]:
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,9 @@ async def delete_redis_keys(prefix: str) -> None:
 
 
 async def delete_queues(queue: str, exchange: str) -> None:
-    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    connection = await aio_pika.connect(
+        os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
     async with connection:
         channel = await connection.channel()
         for name in (queue, f"{queue}.dead_letter", f"{queue}.delay"):

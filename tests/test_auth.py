@@ -175,6 +175,18 @@ async def test_sixth_failed_login_is_429_and_locks_only_that_username(
     assert (await login(client, bystander, "password-1")).status_code == 200
 
 
+async def test_lockout_counts_per_account_whichever_spelling_is_typed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    name = unique_username()
+    await create_user(session, username=name)
+    for attempt in range(5):
+        spelling = name if attempt % 2 else f"{name}@example.com"
+        assert (await login(client, spelling, "wrong-password")).status_code == 401
+    assert (await login(client, name, "password-1")).status_code == 429
+    assert (await login(client, f"{name}@EXAMPLE.com", "password-1")).status_code == 429
+
+
 async def test_unknown_usernames_are_locked_out_alike(client: httpx.AsyncClient) -> None:
     nobody = unique_username("nobody")
     statuses = [(await login(client, nobody, "wrong-password")).status_code for _ in range(6)]

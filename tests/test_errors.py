@@ -1,5 +1,7 @@
 """The one JSON error shape, on the real app plus a few routes added only for these tests."""
 
+import logging
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -101,3 +103,16 @@ async def test_unhandled_error_is_500_without_internals(error_client: httpx.Asyn
     assert_error_shape(response.json(), 500)
     assert "secret internals" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_unhandled_error_keeps_the_request_id(
+    error_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = await error_client.get("/_test/boom", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "req-500"
+    assert response.json()["error"]["request_id"] == "req-500"
+    [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failure.request_id == "req-500"
+    assert failure.exc_info is not None

@@ -193,6 +193,47 @@ async def test_a_failed_publish_is_503_and_drops_the_queued_marker(
     assert str(config.id) not in await live_run_owners(redis)
 
 
+async def test_a_batch_failing_midway_still_returns_the_runs_it_sent(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    redis: Redis,
+    superuser_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = await create_config(session), await create_config(session)
+    kick = app.state.broker.kick
+    sent: list[object] = []
+
+    async def fail_after_one(message: object) -> None:
+        if sent:
+            raise ConnectionError("connection reset by peer")
+        sent.append(message)
+        await kick(message)
+
+    monkeypatch.setattr(app.state.broker, "kick", fail_after_one)
+    response = await client.post(
+        "/api/v1/tasks/run", json={"config_ids": [first.id, second.id]}, headers=superuser_headers
+    )
+    assert response.status_code == 200
+    ok, failed = response.json()["results"]
+    assert ok["config_id"] == first.id
+    assert ok["task_id"]
+    assert failed["config_id"] == second.id
+    assert failed["error"]["status"] == 503
+    assert str(second.id) not in await live_run_owners(redis)
+    await purge_task_queue()  # no worker in this module; later tests read the queue
+    await live_runs.forget(redis, ok["task_id"])
+
+
+async def purge_task_queue() -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(get_settings().rabbitmq_queue)
+        await queue.purge()
+
+
 async def test_a_run_is_sent_with_its_labels_and_priority(
     app: FastAPI, session: AsyncSession, redis: Redis
 ) -> None:
@@ -217,6 +258,7 @@ async def test_a_run_is_sent_with_its_labels_and_priority(
     assert message.headers["task_name"] == "demo.sleep"
     assert message.priority == 7
     labels = {k: message.headers[k] for k in ("config_id", "trigger", "timeout", "max_retries")}
+    assert message.headers["ack_type"] == "when_received"
     assert labels == {"config_id": str(config.id), "trigger": "manual", "timeout": "42",
                       "max_retries": "3"}  # fmt: skip
     await live_runs.forget(redis, queued.task_id)

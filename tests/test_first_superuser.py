@@ -25,3 +25,15 @@ async def test_first_superuser_is_idempotent(session: AsyncSession) -> None:
     user = await users.get_by_email(session, email=email)
     assert user is not None
     assert verify_password("one-password", user.hashed_password), "password must not be reset"
+
+
+async def test_first_superuser_whose_local_part_is_taken_still_gets_created(
+    session: AsyncSession,
+) -> None:
+    taken = "taken-name"
+    await users.ensure_first_superuser(session, email=f"{taken}@one.example", password="pw-1")
+    await users.ensure_first_superuser(session, email=f"{taken}@two.example", password="pw-2")
+    second = await users.get_by_email(session, email=f"{taken}@two.example")
+    assert second is not None
+    assert second.is_superuser
+    assert second.username == f"{taken}@two.example"

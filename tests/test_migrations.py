@@ -28,7 +28,9 @@ async def _diff_and_tables(url: str) -> tuple[list, set[str]]:
         async with engine.connect() as connection:
 
             def inspect_sync(sync_connection):
-                context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_connection, opts={"compare_type": True, "compare_server_default": True}
+                )
                 return (
                     compare_metadata(context, Base.metadata),
                     set(inspect(sync_connection).get_table_names()),

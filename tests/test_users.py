@@ -4,11 +4,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
+import redis.exceptions
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.models import User
+from backend.schemas.users import UserUpdate
+from backend.services import users
 from backend.services.redis import cache
 from tests.auth_helpers import bearer, bearer_for, create_user, login, login_pair, unique_username
 
@@ -225,3 +230,17 @@ async def test_user_management_is_403_for_a_non_superuser(
     assert [r.status_code for r in responses] == [403, 403, 403]
     assert {r.json()["error"]["code"] for r in responses} == {"forbidden"}
     assert (await client.get(ME, headers=headers)).json()["is_superuser"] is False
+
+
+async def test_a_change_with_redis_down_is_not_committed(session: AsyncSession) -> None:
+    """The cache entry and refresh tokens are dropped before the commit, or nothing changes."""
+    user = await create_user(session, username=unique_username())
+    user_id = user.id
+    down = Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await users.update(session, down, user=user, data=UserUpdate(is_active=False))
+    finally:
+        await down.aclose()
+    await session.rollback()
+    assert await session.scalar(select(User.is_active).where(User.id == user_id)) is True

@@ -22,7 +22,7 @@ WORKER_ENV = {
     "RETRY_DELAY_SECONDS": "0.2",
     "RETRY_MAX_DELAY_SECONDS": "1",
 }
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 async def consumer_count(queue: str) -> int:

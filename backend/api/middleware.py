@@ -5,16 +5,27 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import error_body
+from backend.errors import TaskhubError, error_body
 from backend.log import request_id_var
 
 logger = logging.getLogger("taskhub.request")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class RequestLogMiddleware:
@@ -31,17 +42,27 @@ class RequestLogMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = 500
+        response_started = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Handled here rather than by Starlette's outermost error middleware, so the log
+            # line and the response still carry this request's id.
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not response_started:
+                await send_json(
+                    send_with_id, 500, error_body(500, TaskhubError.code, TaskhubError.message)
+                )
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed_ms)
@@ -92,11 +113,5 @@ class BodySizeLimitMiddleware:
         await self.app(scope, counting_receive, guarded_send)
 
     async def _reject(self, send: Send) -> None:
-        body = error_body(413, "payload_too_large", f"Request body exceeds {self.max_bytes} bytes")
-        payload = json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        message = f"Request body exceeds {self.max_bytes} bytes"
+        await send_json(send, 413, error_body(413, "payload_too_large", message))

@@ -24,23 +24,27 @@ BAD_CREDENTIALS = "Incorrect username or password"
 async def login(
     session: AsyncSession, redis: Redis, *, settings: Settings, username: str, password: str
 ) -> TokenPair:
-    """Check the credentials (counting failures per username) and start a token family."""
+    """Check the credentials, counting failures per name typed and per account, so neither
+    the other spelling of a login (username vs email) nor a lockout of the whole API helps."""
     login_name = users.normalize_login(username)
-    retry_after = await auth_store.locked_for(
-        redis, subject=login_name, max_failures=settings.login_max_failures
-    )
-    if retry_after:
-        raise TooManyRequests("Too many failed logins, try again later", retry_after=retry_after)
+    await _refuse_locked(redis, settings=settings, subject=login_name)
     user = await users.get_by_login(session, login=login_name)
+    subjects = [login_name] if user is None else [login_name, f"user:{user.id}"]
+    if user is not None:
+        await _refuse_locked(redis, settings=settings, subject=subjects[1])
     hashed = None if user is None else user.hashed_password
     valid = await asyncio.to_thread(verify_password, password, hashed)
     if user is None or not valid or not user.is_active:
         window = settings.login_window_minutes * 60
-        failures = await auth_store.record_failure(redis, subject=login_name, window_seconds=window)
+        for subject in subjects:
+            failures = await auth_store.record_failure(
+                redis, subject=subject, window_seconds=window
+            )
         who = "an unknown user" if user is None else f"user {user.id}"
         logger.info("login failed for %s (failure %d)", who, failures)
         raise Unauthorized(BAD_CREDENTIALS)
-    await auth_store.clear_failures(redis, subject=login_name)
+    for subject in subjects:
+        await auth_store.clear_failures(redis, subject=subject)
     family = new_token_id()
     pair, jti = _mint_pair(settings, user_id=user.id, family=family)
     await auth_store.store_refresh(
@@ -48,6 +52,14 @@ async def login(
     )
     logger.info("user %s logged in", user.id)
     return pair
+
+
+async def _refuse_locked(redis: Redis, *, settings: Settings, subject: str) -> None:
+    retry_after = await auth_store.locked_for(
+        redis, subject=subject, max_failures=settings.login_max_failures
+    )
+    if retry_after:
+        raise TooManyRequests("Too many failed logins, try again later", retry_after=retry_after)
 
 
 async def refresh(

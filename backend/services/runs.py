@@ -5,6 +5,7 @@ and `parameters_for(config)` in its schedule entries).
 """
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +21,19 @@ from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
 from backend.config import Settings
-from backend.errors import InvalidInput, NotFound, StoreUnavailable, TaskhubError
+from backend.errors import (
+    UNAVAILABLE_ERRORS,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    TaskhubError,
+    unavailable,
+)
 from backend.models import TaskConfig
 from backend.services.redis import timeout as live_runs
 from backend.tasks import registry
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,10 @@ def labels_for(config: TaskConfig, *, trigger: str) -> dict[str, Any]:
         "retry_on_error": config.max_retries > 0,
         # SmartRetryMiddleware retries while attempt < max_retries: the label counts attempts.
         "max_retries": config.max_retries + 1,
+        # Ack after pre_execute has marked the run in flight, before it executes: a killed
+        # worker's run is then recorded as lost, never executed twice (README, "Ack mode").
+        # On the message, so a worker started without `--ack-type` behaves the same.
+        "ack_type": "when_received",
     }
 
 
@@ -138,7 +152,8 @@ async def kick_many(
     config_ids: list[int],
     trigger: str,
 ) -> list[BatchItem]:
-    """Send one run per id, in order; an unknown id or unfit parameters fail only that item."""
+    """Send one run per id, in order; an unknown id or unfit parameters fail only that item,
+    and so does an unreachable broker or Redis once an earlier item was sent."""
     rows = await session.execute(select(TaskConfig).where(TaskConfig.id.in_(config_ids)))
     configs = {config.id: config for config in rows.scalars()}
     items = []
@@ -153,6 +168,13 @@ async def kick_many(
             )
         except InvalidInput as exc:
             items.append(BatchItem(config_id, error=exc))
+        except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
+            if not any(item.run for item in items):
+                raise  # nothing sent: the whole batch is a 503, safe to retry as a whole
+            # Runs sent before the failure are running: their ids must reach the caller.
+            logger.error("batch run of config %s not sent: %s", config_id, exc)
+            error = exc if isinstance(exc, StoreUnavailable) else unavailable(exc)
+            items.append(BatchItem(config_id, error=error))
         else:
             items.append(BatchItem(config_id, run=run))
     return items

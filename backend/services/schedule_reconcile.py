@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from backend import metrics
 from backend.services import schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as store
@@ -34,7 +35,12 @@ async def reconcile(
 
 
 async def _repair(redis: Redis, config_id: int, *, now: datetime, grace: timedelta) -> None:
+    missed: list[datetime] = []
+    task_type = "unknown"
+
     async def write(pipe: Pipeline) -> None:
+        nonlocal missed, task_type
+        missed = []
         state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
         if state.status != "active" or state.plan is None:
             # Not written by a schedule action (they always store the plan): nothing to fire.
@@ -48,6 +54,7 @@ async def _repair(redis: Redis, config_id: int, *, now: datetime, grace: timedel
         dropped = [(e, fire) for e, fire in past if (e, fire) not in keep]
         claimed = await _claimed(pipe, config_id, dropped)
         plan = schedules.Plan.model_validate(state.plan)
+        task_type = plan.task_name
         after = max(future, default=now)
         fresh = schedules.upcoming(
             plan.spec(), after=after, anchor=state.anchor, count=schedules.QUEUE_DEPTH - len(future)
@@ -69,6 +76,8 @@ async def _repair(redis: Redis, config_id: int, *, now: datetime, grace: timedel
             store.queue_state(pipe, config_id, _with_next(state, pending))
 
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+    if missed:  # counted once the transaction went through (a WATCH conflict re-runs `write`)
+        metrics.fires_were_missed(task_type, len(missed))
 
 
 async def _claimed(

@@ -82,11 +82,15 @@ async def update(session: AsyncSession, redis: Redis, *, user: User, data: UserU
         user.hashed_password = await asyncio.to_thread(hash_password, password)
     for field, value in changes.items():
         setattr(user, field, value)
-    await _commit(session)
-    await session.refresh(user)  # updated_at is set by the database
-    await cache.put_user(redis, UserRead.model_validate(user))
+    # Redis first: if it is down the change fails as a whole (503) instead of committing
+    # while a stale cached record or live refresh tokens keep the old state in force.
+    await cache.drop_user(redis, user_id=user.id)
     if password is not None or changes.get("is_active") is False:
         await auth_store.revoke_user(redis, user_id=user.id)
+    await _commit(session)
+    await session.refresh(user)  # updated_at is set by the database
+    # Again after the commit: a request between the two may have cached the old record.
+    await cache.drop_user(redis, user_id=user.id)
     logger.info("updated user %s (%s)", user.id, ", ".join(sorted(data.model_fields_set)))
     return user
 
@@ -118,16 +122,19 @@ async def ensure_first_superuser(session: AsyncSession, *, email: str, password:
     email = email.lower()
     if await get_by_email(session, email=email) is not None:
         return
+    username = email.split("@", 1)[0]
+    if await session.scalar(select(User.id).where(User.username == username)) is not None:
+        username = email  # the local part is someone else's username
     statement = (
         insert(User)
         .values(
             email=email,
-            username=email.split("@", 1)[0],
+            username=username,
             hashed_password=hash_password(password),
             is_active=True,
             is_superuser=True,
         )
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing(index_elements=["email"])
     )
     created = await session.execute(statement)
     await session.commit()

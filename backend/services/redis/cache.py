@@ -19,14 +19,9 @@ async def get_user(redis: Redis, user_id: int) -> UserRead | None:
 
 
 async def fill_user(redis: Redis, user: UserRead) -> None:
-    """Cache a record read after a miss. NX: if a change has written a newer record since
-    this one was read from the database, the stale read must not overwrite it."""
+    """Cache a record read after a miss. A change drops the entry before and after its
+    commit, so a record read before the change cannot outlive it."""
     await redis.set(_user_key(user.id), user.model_dump_json(), ex=TTL_SECONDS, nx=True)
-
-
-async def put_user(redis: Redis, user: UserRead) -> None:
-    """Replace the record after a change (overwriting, unlike `fill_user`)."""
-    await redis.set(_user_key(user.id), user.model_dump_json(), ex=TTL_SECONDS)
 
 
 async def drop_user(redis: Redis, user_id: int) -> None:

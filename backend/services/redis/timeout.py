@@ -1,8 +1,8 @@
 """The `timeout` store: runs queued or in flight, with their deadlines, and each config's lock.
 
 Keys (all under the prefix):
-- `timeout:run:{task_id}`   hash: config_id, trigger, state (queued|running), queued_at,
-                            started_at, deadline, attempt (times are epoch seconds)
+- `timeout:run:{task_id}`   hash: config_id, trigger, task_type, state (queued|running),
+                            queued_at, started_at, deadline, attempt (epoch seconds)
 - `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
                             records the ones past it as lost
 - `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
@@ -43,6 +43,7 @@ class LiveRun:
     trigger: str
     state: str
     attempt: int
+    task_type: str
     queued_at: datetime | None
     started_at: datetime | None
     deadline: datetime | None
@@ -55,6 +56,8 @@ class LiveRun:
             trigger=fields.get("trigger", "manual"),
             state=fields.get("state", QUEUED),
             attempt=int(fields.get("attempt", 0)),
+            # Written when a worker starts the run; "unknown" for entries from before that.
+            task_type=fields.get("task_type") or "unknown",
             queued_at=_when(fields.get("queued_at")),
             started_at=_when(fields.get("started_at")),
             deadline=_when(fields.get("deadline")),
@@ -139,6 +142,7 @@ async def start(
     trigger: str,
     attempt: int,
     started_at: float,
+    task_type: str = "",
     deadline: float,
     exclusive: bool,
     ttl: int,
@@ -147,6 +151,7 @@ async def start(
     fields = {
         "config_id": "" if config_id is None else config_id,
         "trigger": trigger,
+        "task_type": task_type,
         "state": RUNNING,
         "attempt": attempt,
         "started_at": started_at,
