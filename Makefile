@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
-.PHONY: run test lint format migrate services bench fuzz clean
+.PHONY: run test lint format migrate services chromium bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 services:
 	scripts/ensure-services.sh
+
+# The console's browser tests drive Debian's chromium (installed here where missing).
+chromium:
+	scripts/ensure-chromium.sh
 
 migrate: $(STAMP) services
 	$(PY) -m scripts.create_database
@@ -29,7 +33,7 @@ run: migrate
 	# honcho sets PORT itself (5000 by default): pass ours as its base port.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start -p $${PORT:-8000} -f Procfile
 
-test: $(STAMP) services
+test: $(STAMP) services chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
-from backend import errors
+from backend import console, errors
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from backend.api.router import api_router
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
     app.include_router(api_router)
     if settings.metrics_enabled:
         app.include_router(metrics_route.router)
+    console.mount(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

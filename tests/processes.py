@@ -16,10 +16,14 @@ BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
 
-def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def log_path(log_name: str) -> Path:
     log_dir = Path(os.environ.get("TEST_LOG_DIR", tempfile.gettempdir()))
-    log_path = log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
-    log = log_path.open("w")
+    return log_dir / f"taskhub-{log_name}-{os.getpid()}.log"
+
+
+def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    path = log_path(log_name)
+    log = path.open("w")
     process = subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
         cwd=ROOT,
@@ -28,7 +32,7 @@ def start(args: list[str], *, log_name: str, env: dict[str, str] | None = None) 
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: a kill reaches its children too
     )
-    process.log_path = log_path  # type: ignore[attr-defined]
+    process.log_path = path  # type: ignore[attr-defined]
     return process
 
 

@@ -1,8 +1,13 @@
 """Listing task configs: filters, search, paging, order."""
 
-import httpx
-from redis.asyncio import Redis
+from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models import TaskExecution
 from backend.services.redis import scheduler as schedule_state
 from tests.config_helpers import CONFIGS, sleep_config, unique
 
@@ -114,3 +119,54 @@ async def test_filter_by_schedule_status(
     await schedule_state.set_state(redis, paused, schedule_state.ScheduleState("active"))
     assert await ids("active") == [active, paused]
     assert await ids("paused") == []
+
+
+async def test_include_stats_adds_success_rate_and_last_result_per_item(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], session: AsyncSession
+) -> None:
+    tag = unique("stats")
+    ran, idle = await create_many(
+        client,
+        superuser_headers,
+        [sleep_config(name=f"{tag}-ran"), sleep_config(name=f"{tag}-idle")],
+    )
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    session.add_all(
+        TaskExecution(
+            config_id=ran["id"],
+            task_id=unique("run"),
+            is_success=ok,
+            started_at=started + timedelta(minutes=i),
+            completed_at=started + timedelta(minutes=i, seconds=1),
+            duration_seconds=1.0,
+            trigger="manual",
+        )
+        for i, ok in enumerate([True, True, False])
+    )
+    await session.commit()
+
+    plain = (await client.get(CONFIGS, params={"search": tag}, headers=superuser_headers)).json()
+    assert [item["stats"] for item in plain["items"]] == [None, None]
+
+    params = {"search": tag, "include_stats": "true"}
+    page = (await client.get(CONFIGS, params=params, headers=superuser_headers)).json()
+    stats = {item["name"]: item["stats"] for item in page["items"]}
+    assert stats[ran["name"]]["total_runs"] == 3
+    assert stats[ran["name"]]["success_rate"] == pytest.approx(2 / 3)
+    assert stats[ran["name"]]["last_run_success"] is False
+    assert stats[idle["name"]]["total_runs"] == 0
+    assert stats[idle["name"]]["last_run_success"] is None
+
+
+async def test_items_carry_the_schedule_in_words(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str]
+) -> None:
+    body = sleep_config(
+        scheduler_type="cron",
+        schedule_config={"cron_expression": "0 2 * * *", "timezone": "Europe/Berlin"},
+    )
+    [created] = await create_many(client, superuser_headers, [body])
+    assert created["schedule_description"] == "At 02:00, every day (Europe/Berlin)"
+    params = {"search": body["name"]}
+    page = (await client.get(CONFIGS, params=params, headers=superuser_headers)).json()
+    assert page["items"][0]["schedule_description"] == "At 02:00, every day (Europe/Berlin)"

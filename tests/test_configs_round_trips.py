@@ -92,6 +92,8 @@ async def test_a_page_of_100_costs_what_a_page_of_1_costs(
         assert response.status_code == 200
         return trips, response.json()
 
+    # Warm the user cache first: the first request of a session also loads the user.
+    await client.get(CONFIGS, params={"limit": 1}, headers=superuser_headers)
     one, small = await list_page(1)
     hundred, large = await list_page(100)
 
@@ -108,3 +110,45 @@ async def test_a_page_of_100_costs_what_a_page_of_1_costs(
     assert len(hundred.sql_on_configs()) == len(one.sql_on_configs()) == 2
     assert one.redis_reading_states() == [["HGETALL"]]
     assert hundred.redis_reading_states() == [["HGETALL"] * 100]
+
+
+async def test_stats_for_a_page_cost_one_statement_whatever_its_size(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tag = unique("trips-stats")
+    configs = [
+        TaskConfig(
+            name=f"{tag}-{i:03}",
+            task_type="demo.sleep",
+            scheduler_type="manual",
+            schedule_config={},
+            parameters={},
+        )
+        for i in range(30)
+    ]
+    session.add_all(configs)
+    await session.commit()
+
+    async def list_page(limit: int) -> tuple[RoundTrips, dict]:
+        with counting(app, monkeypatch) as trips:
+            params = {"search": tag, "limit": limit, "include_stats": "true"}
+            response = await client.get(CONFIGS, params=params, headers=superuser_headers)
+        assert response.status_code == 200
+        return trips, response.json()
+
+    await client.get(CONFIGS, params={"limit": 1}, headers=superuser_headers)  # warm cache
+    one, small = await list_page(1)
+    assert len(small["items"]) == 1
+    thirty, large = await list_page(30)
+
+    assert len(large["items"]) == 30
+    assert large["items"][0]["stats"]["total_runs"] == 0
+    assert large["items"][0]["stats"]["last_run_success"] is None
+    on_runs = [s for s in thirty.sql if "task_executions" in s]
+    assert len(on_runs) == len([s for s in one.sql if "task_executions" in s]) == 1
+    assert len(thirty.sql) == len(one.sql)
+    assert len(thirty.redis) == len(one.redis)

@@ -72,6 +72,24 @@ async def test_stats_for_several_configs_in_one_statement(
     assert busy_stats.last_run_at == T0 + timedelta(minutes=4)
     assert busy_stats.last_success_at == T0 + timedelta(minutes=3)
     assert busy_stats.last_failure_at == T0 + timedelta(minutes=4)
+    assert busy_stats.last_run_success is False
+    assert stats[idle.id].last_run_success is None
+
+
+async def test_last_run_success_is_the_outcome_of_the_newest_run(session: AsyncSession) -> None:
+    config = await make_config(session)
+    # Inserted newest first, so the answer cannot come from insertion order.
+    session.add_all(
+        [
+            run(config.id, ok=True, minute=9, duration=1.0),
+            run(config.id, ok=False, minute=5, duration=1.0),
+            run(config.id, ok=False, minute=1, duration=1.0),
+        ]
+    )
+    await session.commit()
+    stats = (await stats_for(session, config_ids=[config.id]))[config.id]
+    assert stats.last_run_success is True
+    assert stats.success_rate == pytest.approx(1 / 3)
 
 
 async def test_no_ids_asks_nothing(session: AsyncSession) -> None:

@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from backend import schedule_words
 from backend.schemas.common import JsonObject, Name, Text
 from backend.services.execution_stats import ExecutionStats
 from backend.services.redis.scheduler import Status
@@ -91,6 +92,12 @@ class TaskConfigRead(BaseModel):
     next_run_at: datetime | None = None
     stats: ExecutionStats | None = None
     recent_history: list[dict[str, Any]] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def schedule_description(self) -> str:
+        """The schedule in words, e.g. "At 02:00, every day (Europe/Berlin)"."""
+        return schedule_words.describe(self.scheduler_type, self.schedule_config)
 
 
 class TaskConfigPage(BaseModel):

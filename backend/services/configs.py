@@ -165,10 +165,23 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     return read
 
 
-async def present_many(redis: Redis, *, configs: list[TaskConfig]) -> list[TaskConfigRead]:
-    """Merge a page with its live states: one Redis round trip for the whole page."""
-    states = await schedule_state.read_states(redis, [config.id for config in configs])
-    return [_merge(config, states[config.id]) for config in configs]
+async def present_many(
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    configs: list[TaskConfig],
+    include_stats: bool = False,
+) -> list[TaskConfigRead]:
+    """Merge a page with its live states (one Redis round trip for the whole page) and, on
+    request, its execution stats (one SQL statement for the whole page)."""
+    ids = [config.id for config in configs]
+    states = await schedule_state.read_states(redis, ids)
+    reads = [_merge(config, states[config.id]) for config in configs]
+    if include_stats:
+        stats = await execution_stats.stats_for(session, config_ids=ids)
+        for read in reads:
+            read.stats = stats[read.id]
+    return reads
 
 
 async def present(

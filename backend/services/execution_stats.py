@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import TaskExecution
@@ -19,6 +20,7 @@ class ExecutionStats(BaseModel):
     avg_duration_seconds: float | None = None
     p95_duration_seconds: float | None = None
     last_run_at: datetime | None = None
+    last_run_success: bool | None = None  # the outcome of the run started last
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
 
@@ -41,6 +43,9 @@ async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int
             .within_group(run.duration_seconds)
             .label("p95_duration_seconds"),
             func.max(run.started_at).label("last_run_at"),
+            func.array_agg(
+                aggregate_order_by(run.is_success, run.started_at.desc(), run.id.desc())
+            )[1].label("last_run_success"),
             func.max(run.started_at).filter(succeeded).label("last_success_at"),
             func.max(run.started_at).filter(failed).label("last_failure_at"),
         )

@@ -43,6 +43,9 @@ async def list_configs(
     search: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
+    include_stats: Annotated[
+        bool, Query(description="add each config's execution stats (one more SQL statement)")
+    ] = False,
 ) -> TaskConfigPage:
     page, total = await configs.get_page(
         session,
@@ -54,7 +57,7 @@ async def list_configs(
         schedule_status=schedule_status,
         search=search,
     )
-    items = await configs.present_many(redis, configs=page)
+    items = await configs.present_many(session, redis, configs=page, include_stats=include_stats)
     return TaskConfigPage(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -1,0 +1,136 @@
+// The console shell: routes by the URL hash, shows the view, and polls it every few seconds
+// so new runs and schedule changes appear without a reload.
+
+import * as api from "./api.js";
+import { h, replace } from "./dom.js";
+import { configList } from "./views/list.js";
+import { configPage } from "./views/config.js";
+import { configForm } from "./views/form.js";
+import { systemPage } from "./views/system.js";
+import { signInPage, notAllowedPage } from "./views/signin.js";
+
+const POLL_MS = 3000;
+const main = document.getElementById("view");
+const nav = document.getElementById("nav");
+
+let me = null; // the signed-in user (GET /users/me)
+let current = null; // { refresh(), stop() } of the view on screen
+let pollTimer = null;
+let generation = 0; // bumps on every navigation, so a slow load never paints a stale view
+
+const ROUTES = [
+  [/^#\/configs\/new$/, () => configForm(null)],
+  [/^#\/configs\/(\d+)\/edit$/, (id) => configForm(Number(id))],
+  [/^#\/configs\/(\d+)$/, (id) => configPage(Number(id))],
+  [/^#\/system$/, () => systemPage()],
+  [/^#\/configs(?:\?.*)?$/, () => configList()],
+];
+
+function route() {
+  const hash = location.hash || "#/configs";
+  for (const [pattern, view] of ROUTES) {
+    const match = hash.match(pattern);
+    if (match) return view(...match.slice(1));
+  }
+  return configList();
+}
+
+function markNav() {
+  const hash = location.hash || "#/configs";
+  const active = hash.startsWith("#/system") ? "system" : hash === "#/configs/new" ? "new" : "configs";
+  for (const link of nav.querySelectorAll("[data-nav]")) {
+    link.classList.toggle("active", link.dataset.nav === active);
+  }
+}
+
+function stopView() {
+  clearTimeout(pollTimer);
+  if (current && current.stop) current.stop();
+  current = null;
+}
+
+function poll(view, mine) {
+  pollTimer = setTimeout(async () => {
+    if (mine !== generation) return;
+    if (document.visibilityState === "visible") {
+      try {
+        await view.refresh();
+      } catch (error) {
+        showError(error);
+      }
+    }
+    if (mine === generation) poll(view, mine);
+  }, POLL_MS);
+}
+
+function showError(error) {
+  if (error instanceof api.ApiError && error.status === 401) return; // signed out: handled
+  if (error instanceof api.ApiError && error.status === 403) {
+    show(notAllowedPage(me));
+    return;
+  }
+  const box = document.getElementById("global-error") || h("p", { id: "global-error", className: "alert" });
+  box.textContent = error.message || String(error);
+  if (!box.isConnected) main.prepend(box);
+}
+
+function show(node) {
+  replace(main, node);
+}
+
+async function render() {
+  stopView();
+  const mine = ++generation;
+  if (!api.isSignedIn()) {
+    nav.hidden = true;
+    me = null;
+    show(signInPage(async () => { await loadMe(); render(); }));
+    return;
+  }
+  try {
+    if (!me) await loadMe();
+    if (mine !== generation) return;
+    nav.hidden = false;
+    document.getElementById("whoami").textContent = me.username;
+    for (const link of nav.querySelectorAll("[data-nav]")) link.hidden = !me.is_superuser;
+    if (!me.is_superuser) {
+      show(notAllowedPage(me));
+      return;
+    }
+    markNav();
+    const view = route();
+    const node = await view.load();
+    if (mine !== generation) return;
+    show(node);
+    current = view;
+    if (view.refresh) poll(view, mine);
+  } catch (error) {
+    if (mine === generation) showError(error);
+  }
+}
+
+async function loadMe() {
+  me = await api.get("/users/me");
+}
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  try {
+    await api.signOut();
+  } catch (error) {
+    showError(error);
+  }
+});
+
+api.onSignedOut(() => render());
+window.addEventListener("hashchange", () => render());
+window.addEventListener("unhandledrejection", (event) => {
+  showError(event.reason);
+});
+
+// Views call this after an action that moves to another page or changes the data.
+window.addEventListener("taskhub:navigate", (event) => {
+  if (location.hash === event.detail) render();
+  else location.hash = event.detail;
+});
+
+render();

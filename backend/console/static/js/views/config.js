@@ -1,0 +1,219 @@
+// One config: its fields and live state, the actions its status allows, run now, the
+// executions (newest first, paged, filter by outcome), a duration chart and schedule history.
+
+import * as api from "../api.js";
+import { durationChart } from "../chart.js";
+import { h, replace } from "../dom.js";
+import { duration, fromNow, json, localTime, percent } from "../format.js";
+import { cell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table } from "./common.js";
+
+const EXECUTIONS_LIMIT = 10;
+const CHART_RUNS = 100;
+const HISTORY_LIMIT = 20;
+
+/** The schedule actions that fit a status (the API answers 409 to the others). */
+export function actionsFor(config) {
+  if (config.scheduler_type === "manual") return [];
+  return {
+    inactive: ["start"],
+    active: ["pause", "stop", "reload"],
+    paused: ["resume", "stop"],
+    completed: ["start"],
+  }[config.schedule_status] || [];
+}
+
+function definition(pairs) {
+  return h("dl", { className: "fields" }, pairs.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+}
+
+function details(config) {
+  return definition([
+    ["Task type", h("code", {}, config.task_type)],
+    ["Schedule", h("span", { id: "schedule-words" }, config.schedule_description)],
+    ["Schedule config", h("code", {}, `${config.scheduler_type} ${JSON.stringify(config.schedule_config)}`)],
+    ["Status", statusBadge(config.schedule_status)],
+    ["Next run", h("span", { id: "next-run" }, nextRun(config.next_run_at))],
+    ["Parameters", h("pre", {}, json(config.parameters))],
+    ["Max retries", config.max_retries],
+    ["Timeout", `${config.timeout_seconds} s`],
+    ["Priority", h("span", { id: "priority" }, String(config.priority))],
+    ["Overlap policy", config.overlap_policy === "skip" ? "skip a scheduled run while one is in flight" : "allow overlapping runs"],
+    ["Description", config.description || h("span", { className: "muted" }, "—")],
+    ["Created", localTime(config.created_at)],
+    ["Updated", localTime(config.updated_at)],
+    ["ID", config.id],
+  ]);
+}
+
+function statsBlock(stats) {
+  return definition([
+    ["Runs", stats.total_runs],
+    ["Success rate", percent(stats.success_rate)],
+    ["Last run", lastRun(stats)],
+    ["Average duration", duration(stats.avg_duration_seconds)],
+    ["95th percentile", duration(stats.p95_duration_seconds)],
+    ["Last success", localTime(stats.last_success_at)],
+    ["Last failure", localTime(stats.last_failure_at)],
+  ]);
+}
+
+function executionRow(run) {
+  const outcome = run.is_success ? JSON.stringify(run.result) : run.error_message;
+  return h(
+    "tr",
+    { dataset: { taskId: run.task_id } },
+    cell("Started", h("span", { className: "when" }, localTime(run.started_at), h("small", {}, fromNow(run.started_at)))),
+    cell("Outcome", outcomeBadge(run.is_success)),
+    cell("Duration", duration(run.duration_seconds)),
+    cell("Trigger", run.trigger),
+    cell("Attempts", run.attempts),
+    cell("Result or error", h("span", { className: "clip", title: outcome || "" }, outcome || "—")),
+  );
+}
+
+function historyRow(event) {
+  const { event: name, at, ...rest } = event;
+  const extra = Object.entries(rest).map(([key, value]) => `${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+  return h(
+    "tr",
+    {},
+    cell("When", h("span", { className: "when" }, localTime(at), h("small", {}, fromNow(at)))),
+    cell("Event", h("span", { className: `event event-${name}` }, name)),
+    cell("Details", h("span", { className: "clip", title: extra.join(", ") }, extra.join(", ") || "—")),
+  );
+}
+
+export function configPage(id) {
+  const base = `/tasks/configs/${id}`;
+  const state = { offset: 0, is_success: "" };
+  const pending = new Map(); // task id -> live state, for runs started here
+  const parts = {
+    head: h("div", { className: "page-head" }),
+    flash: h("div", { id: "flash", "aria-live": "polite" }),
+    details: h("div", {}),
+    stats: h("div", {}),
+    chart: h("div", {}),
+    executions: h("div", { id: "executions" }),
+    history: h("div", { id: "history" }),
+  };
+
+  function flash(text, kind = "info") {
+    replace(parts.flash, h("p", { className: `alert alert-${kind}` }, text));
+  }
+
+  async function act(label, call) {
+    try {
+      await call();
+      await refresh();
+    } catch (error) {
+      if (error.status === 401) return;
+      flash(`${label}: ${error.message}`, "error");
+    }
+  }
+
+  function buttons(config) {
+    const actions = actionsFor(config).map((action) =>
+      h("button", {
+        type: "button",
+        dataset: { action },
+        onclick: () => act(action, async () => {
+          await api.request("POST", `${base}/actions/${action}`);
+          flash(`Schedule ${action === "stop" ? "stopped" : `${action}${action.endsWith("e") ? "d" : "ed"}`}.`);
+        }),
+      }, action[0].toUpperCase() + action.slice(1)));
+    const runNow = h("button", {
+      type: "button",
+      className: "primary",
+      dataset: { action: "run" },
+      onclick: () => act("Run now", async () => {
+        const queued = await api.request("POST", `${base}/run`);
+        pending.set(queued.task_id, { state: "queued" });
+        flash(`Run ${queued.task_id.slice(0, 8)} queued.`);
+      }),
+    }, "Run now");
+    const remove = h("button", {
+      type: "button",
+      className: "danger",
+      onclick: () => {
+        if (!confirm(`Delete "${config.name}"? Its schedule stops; its run records stay.`)) return;
+        act("Delete", async () => {
+          await api.request("DELETE", base);
+          window.dispatchEvent(new CustomEvent("taskhub:navigate", { detail: "#/configs" }));
+        });
+      },
+    }, "Delete");
+    return h("div", { className: "actions" }, runNow, actions, h("a", { href: `#/configs/${id}/edit`, className: "button" }, "Edit"), remove);
+  }
+
+  async function livePending() {
+    // Runs started from this page: queued -> running -> gone once their record is listed.
+    const entries = await Promise.all(
+      [...pending.keys()].map(async (taskId) => [taskId, await api.get(`/tasks/executions/${taskId}`)]),
+    );
+    for (const [taskId, run] of entries) {
+      if (run.state === "finished") {
+        pending.delete(taskId);
+        flash(`Run ${taskId.slice(0, 8)} ${run.is_success ? "succeeded" : "failed"} in ${duration(run.duration_seconds)}.`, run.is_success ? "ok" : "error");
+      } else {
+        pending.set(taskId, run);
+        flash(`Run ${taskId.slice(0, 8)} is ${run.state}${run.started_at ? `, started ${fromNow(run.started_at)}` : ""}.`);
+      }
+    }
+  }
+
+  async function refresh() {
+    const [config, runs, chartRuns, history] = await Promise.all([
+      api.get(base, { include_stats: true }),
+      api.get(`${base}/executions`, { limit: EXECUTIONS_LIMIT, offset: state.offset, is_success: state.is_success }),
+      api.get(`${base}/executions`, { limit: CHART_RUNS }),
+      api.get(`${base}/history`, { limit: HISTORY_LIMIT }),
+      livePending(),
+    ]);
+    document.title = `${config.name} · Taskhub`;
+    replace(parts.head, h("h1", {}, config.name, " ", statusBadge(config.schedule_status)), buttons(config));
+    replace(parts.details, details(config));
+    replace(parts.stats, statsBlock(config.stats));
+    replace(parts.chart, durationChart([...chartRuns.items].reverse()));
+    replace(
+      parts.executions,
+      table(["Started", "Outcome", "Duration", "Trigger", "Attempts", "Result or error"], runs.items.map(executionRow), "No runs match."),
+      pager(runs, (offset) => {
+        state.offset = offset;
+        refresh();
+      }, "runs"),
+    );
+    replace(parts.history, table(["When", "Event", "Details"], history.items.map(historyRow), "No events yet."));
+  }
+
+  async function load() {
+    await refresh();
+    const filter = h(
+      "select",
+      { id: "executions-filter", name: "is_success" },
+      h("option", { value: "" }, "all runs"),
+      h("option", { value: "true" }, "succeeded"),
+      h("option", { value: "false" }, "failed"),
+    );
+    filter.addEventListener("change", () => {
+      state.is_success = filter.value;
+      state.offset = 0;
+      refresh();
+    });
+    return h(
+      "article",
+      { className: "config-page", id: "config-page" },
+      h("p", { className: "crumbs" }, h("a", { href: "#/configs" }, "‹ All configs")),
+      parts.head,
+      parts.flash,
+      h("div", { className: "columns" },
+        h("section", { className: "card" }, h("h2", {}, "Configuration"), parts.details),
+        h("section", { className: "card" }, h("h2", {}, "Runs"), parts.stats, parts.chart)),
+      h("section", { className: "card" },
+        h("div", { className: "section-head" }, h("h2", {}, "Executions"), h("label", {}, "Show ", filter)),
+        parts.executions),
+      h("section", { className: "card" }, h("h2", {}, "Schedule history"), parts.history),
+    );
+  }
+
+  return { load, refresh };
+}
