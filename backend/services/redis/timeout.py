@@ -11,7 +11,7 @@ Keys (all under the prefix):
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -171,9 +171,20 @@ async def requeue(
 
 def queue_finish(pipe: Pipeline, *, task_id: str, config_id: int | None) -> None:
     """Add the removal to a pipeline the caller runs (with the history append, say)."""
-    pipe.zrem(_deadlines_key(), task_id)
-    pipe.zrem(_config_key(config_id), task_id)
-    pipe.delete(_run_key(task_id))
+    queue_finish_many(pipe, [(task_id, config_id)])
+
+
+def queue_finish_many(pipe: Pipeline, runs: Sequence[tuple[str, int | None]]) -> None:
+    """The removal of finished runs (task id, config id): a few commands for any number."""
+    if not runs:
+        return
+    by_config: dict[int | None, list[str]] = {}
+    for task_id, config_id in runs:
+        by_config.setdefault(config_id, []).append(task_id)
+    pipe.zrem(_deadlines_key(), *(task_id for task_id, _ in runs))
+    for config_id, task_ids in by_config.items():
+        pipe.zrem(_config_key(config_id), *task_ids)
+    pipe.delete(*(_run_key(task_id) for task_id, _ in runs))
 
 
 async def claim_due(redis: Redis, *, lease_seconds: float, limit: int = 100) -> list[LiveRun]:
