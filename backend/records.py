@@ -117,7 +117,7 @@ class RecordBuffer:
         self._buffer: list[Ending] = []
         self._ready = asyncio.Event()  # set while the buffer holds endings
         self._room = asyncio.Semaphore(max_pending)
-        self._closing = False
+        self._closing = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         # The buffer's own connection, held between batches: one round trip per batch.
         self._connection: AsyncConnection | None = None
@@ -139,7 +139,7 @@ class RecordBuffer:
         """
         if self._flusher is None:
             return
-        self._closing = True
+        self._closing.set()
         self._ready.set()
         done, _ = await asyncio.wait({self._flusher}, timeout=timeout)
         if not done:
@@ -164,8 +164,10 @@ class RecordBuffer:
     async def _flush_forever(self) -> None:
         while True:
             await self._ready.wait()
-            if not self._closing:
-                await asyncio.sleep(self._flush_seconds)  # let a batch gather
+            if not self._closing.is_set():
+                # Let a batch gather, unless shutdown asks for it now.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._flush_seconds)
             while self._buffer:
                 batch = self._buffer[: self._max_batch]
                 await self._write(batch)
@@ -175,7 +177,7 @@ class RecordBuffer:
                 for _ in batch:
                     self._room.release()
             self._ready.clear()
-            if self._closing:
+            if self._closing.is_set():
                 return
 
     async def _write(self, batch: list[Ending]) -> None:

@@ -63,9 +63,13 @@ async def record_many(connection: asyncpg.Connection, *, outcomes: Sequence[Outc
     """Insert the runs' records in one statement; returns the task ids it inserted.
 
     A run that already had its record (duplicate delivery, a reaper racing a slow worker)
-    is left alone and not returned, also when it appears twice in `outcomes`. Takes a
+    is left alone and not returned; within `outcomes`, a run's first outcome counts. Takes a
     driver connection: this is the workers' hot path, one round trip per batch.
     """
+    first: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        first.setdefault(outcome.task_id, outcome)  # a run twice in one batch: the first wins
+    outcomes = list(first.values())
     if not outcomes:
         return set()
     rows = await connection.fetch(
