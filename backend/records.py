@@ -124,6 +124,7 @@ class RecordBuffer:
 
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever(), name="record-buffer")
+        self._flusher.add_done_callback(_report_stop)
 
     async def add(self, ending: Ending) -> None:
         if self._flusher is None or self._flusher.done():
@@ -153,8 +154,6 @@ class RecordBuffer:
             await self._drop_connection()
             return
         await self._close_connection()
-        if (error := self._flusher.exception()) is not None:
-            raise error
 
     async def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -239,6 +238,13 @@ class RecordBuffer:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_seconds)
+
+
+def _report_stop(flusher: "asyncio.Task[None]") -> None:
+    # Only a bug ends the flusher early (store errors are retried); say so at once, since
+    # from then on `add` refuses endings and their runs are left to the reaper.
+    if not flusher.cancelled() and (error := flusher.exception()) is not None:
+        logger.error("the record buffer stopped", exc_info=error)
 
 
 class _BadRows(Exception):
