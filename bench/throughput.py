@@ -14,6 +14,7 @@ neighbour on the shared machine hits all three alike.
 
 import asyncio
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,7 +46,7 @@ TASKHUB_WORKER = [
 TARGET_RAW = 0.75
 TARGET_CELERY = 3.0
 PARAMETERS = {"seconds": 0.0, "fail": False, "message": None}  # demo.sleep(seconds=0)
-RECORD_TIMEOUT = 300.0
+STALL_SECONDS = 30.0  # no new record (or message) for this long fails the measurement
 
 
 async def in_flight(publish: Callable[[int], Awaitable[None]], n: int) -> None:
@@ -146,7 +147,7 @@ async def raw_contender() -> AsyncIterator[Callable[[int], Awaitable[Timing]]]:
                 await exchange.publish(message, routing_key=name)
 
             async def done() -> None:
-                await asyncio.wait_for(reached.wait(), RECORD_TIMEOUT)
+                await asyncio.wait_for(reached.wait(), STALL_SECONDS + n / 100)
 
             return await timed(lambda: in_flight(publish, n), done)
 
@@ -191,11 +192,20 @@ async def _row_count(connection: asyncpg.Connection) -> int:
     return int(await connection.fetchval("SELECT count(*) FROM task_executions"))
 
 
-async def _wait_rows(connection: asyncpg.Connection, target: int, what: str) -> None:
-    async def probe() -> bool:
-        return await _row_count(connection) >= target
-
-    await common.wait_for(probe, timeout=RECORD_TIMEOUT, what=what, interval=0.02)
+async def _wait_rows(
+    connection: asyncpg.Connection, target: int, what: str, worker: subprocess.Popen
+) -> None:
+    """Until `target` rows are committed; fails at once if the worker exits or stalls."""
+    progress = (await _row_count(connection), time.monotonic())
+    while (count := await _row_count(connection)) < target:
+        if worker.poll() is not None:
+            raise RuntimeError(f"{what}: the worker exited with {worker.returncode}")
+        now = time.monotonic()
+        if count != progress[0]:
+            progress = (count, now)
+        elif now - progress[1] > STALL_SECONDS:
+            raise TimeoutError(f"{what}: stalled at {count} of {target} rows")
+        await asyncio.sleep(0.02)
 
 
 async def _create_config(connection: asyncpg.Connection) -> int:
@@ -269,7 +279,7 @@ async def taskhub_contender(
             target = await _row_count(connection) + n
             return await timed(
                 lambda: in_flight(publish, n),
-                lambda: _wait_rows(connection, target, f"{n} Taskhub records"),
+                lambda: _wait_rows(connection, target, f"{n} Taskhub records", worker),
             )
 
         yield repetition
@@ -328,7 +338,7 @@ async def celery_contender(
             target = await _row_count(connection) + n
             return await timed(
                 lambda: asyncio.to_thread(celery_app.publish, n, PRIORITY),
-                lambda: _wait_rows(connection, target, f"{n} Celery records"),
+                lambda: _wait_rows(connection, target, f"{n} Celery records", worker),
             )
 
         yield repetition
