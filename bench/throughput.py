@@ -423,6 +423,11 @@ def report(result: Result) -> str:
     def verdict(ratio: float, target: float) -> str:
         return "met" if ratio >= target else "missed"
 
+    def per_round(peer: str) -> float:
+        """Taskhub against `peer` within each round (same machine load), then the median."""
+        pairs = zip(result.rates["taskhub"], result.rates[peer], strict=True)
+        return common.median([ours / theirs for ours, theirs in pairs])
+
     def rss(name: str) -> str:
         return ", ".join(f"{proc} {mib:.0f} MiB" for proc, mib in result.rss[name].items())
 
@@ -443,11 +448,12 @@ def report(result: Result) -> str:
             row("Taskhub (one worker process)", "taskhub"),
             row("Celery 5 + `task_postrun` row (one worker process)", "celery"),
             "",
-            "| ratio | measured | target | |",
-            "| --- | ---: | ---: | --- |",
-            f"| Taskhub / raw | {to_raw:.2f} | ≥ {TARGET_RAW} | {verdict(to_raw, TARGET_RAW)} |",
-            f"| Taskhub / Celery | {to_celery:.2f} x | ≥ {TARGET_CELERY:g} x |"
-            f" {verdict(to_celery, TARGET_CELERY)} |",
+            "| ratio | of the medians | median of the rounds' ratios | target | |",
+            "| --- | ---: | ---: | ---: | --- |",
+            f"| Taskhub / raw | {to_raw:.2f} | {per_round('raw'):.2f} | ≥ {TARGET_RAW} |"
+            f" {verdict(to_raw, TARGET_RAW)} |",
+            f"| Taskhub / Celery | {to_celery:.2f} x | {per_round('celery'):.2f} x |"
+            f" ≥ {TARGET_CELERY:g} x | {verdict(to_celery, TARGET_CELERY)} |",
             "",
             f"Worker RSS after the runs: Taskhub {rss('taskhub')}; Celery {rss('celery')}"
             " (taskiq and Celery each run a supervising parent and one worker child).",
@@ -482,7 +488,7 @@ LIMITS = (
     " ~{ceiling:,.0f} runs/s on a core of its own, and here it waited for a core {wait:.0%} of"
     " the time it could have run (2 cores shared with RabbitMQ, PostgreSQL, the bench client"
     " and other work). A py-spy profile of the worker shows about a third of that CPU in"
-    " socket writes: one AMQP ack frame and one Redis `EVAL` (the in-flight mark, needed"
+    " socket writes: one AMQP ack frame and one Redis `EVALSHA` (the in-flight mark, needed"
     " before the ack so a killed worker's run is still recorded) per run; the rest is"
     " taskiq's per-message path (parsing, dependency injection, the timeout scope, its"
     " prefetch queue) and aio-pika/pamqp frame handling. The record itself costs little now:"
