@@ -113,7 +113,9 @@ async def raw_contender() -> AsyncIterator[Callable[[int], Awaitable[Timing]]]:
         publish_channel = await connection.channel()
         consume_channel = await connection.channel()
         await consume_channel.set_qos(prefetch_count=PREFETCH)
-        exchange = await publish_channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT)
+        exchange = await publish_channel.declare_exchange(
+            name, aio_pika.ExchangeType.DIRECT, durable=True
+        )
         queue = await consume_channel.declare_queue(
             name, durable=True, arguments={"x-max-priority": 9, "x-queue-type": "classic"}
         )
