@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     queued_run_ttl_seconds: int = Field(default=86400, ge=60)
     retry_delay_seconds: float = Field(default=5.0, ge=0)
     retry_max_delay_seconds: float = Field(default=300.0, ge=0)
+    # Records: the worker writes run records in batches gathered for this long (one INSERT
+    # each), and retries a failed write with backoff up to record_retry_max_seconds apart.
+    record_flush_seconds: float = Field(default=0.005, ge=0)
+    record_max_batch: int = Field(default=500, ge=1)
+    record_max_pending: int = Field(default=5000, ge=1)
+    record_retry_max_seconds: float = Field(default=5.0, gt=0)
+    record_shutdown_seconds: float = Field(default=4.0, ge=0)
     result_max_bytes: int = Field(default=64 * 1024, ge=256)
     error_max_chars: int = Field(default=2000, ge=100)
 

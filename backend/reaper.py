@@ -9,9 +9,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from backend import metrics
 from backend.config import Settings
-from backend.recording import finish
+from backend.records import Ending, finish
 from backend.services.executions import Outcome
 from backend.services.redis import timeout as live_runs
 from backend.stores import Stores
@@ -24,24 +23,31 @@ LOST_ERROR = "WorkerLost: no outcome was recorded by the run's deadline (its wor
 async def reap_once(stores: Stores, settings: Settings) -> int:
     """Record every run past its deadline as lost; returns how many were recorded."""
     runs = await live_runs.claim_due(stores.redis, lease_seconds=settings.reaper_lease_seconds)
-    recorded = 0
-    for run in runs:
-        now = datetime.now(UTC)
-        outcome = Outcome(
-            task_id=run.task_id,
-            config_id=run.config_id,
-            is_success=False,
-            started_at=run.started_at or now,
-            completed_at=now,
-            trigger=run.trigger,
-            attempts=max(run.attempt, 1),
-            error_message=LOST_ERROR,
+    if not runs:
+        return 0
+    now = datetime.now(UTC)
+    endings = [
+        Ending(
+            outcome=Outcome(
+                task_id=run.task_id,
+                config_id=run.config_id,
+                is_success=False,
+                started_at=run.started_at or now,
+                completed_at=now,
+                trigger=run.trigger,
+                attempts=max(run.attempt, 1),
+                error_message=LOST_ERROR,
+            ),
+            event="lost",
+            task_type=run.task_type,
         )
-        if await finish(stores, outcome=outcome, event="lost"):
-            recorded += 1
-            metrics.run_finished(run.task_type, outcome="lost", duration=None)
+        for run in runs
+    ]
+    inserted = await finish(stores, endings)
+    for run in runs:
+        if run.task_id in inserted:
             logger.warning("run %s of config %s recorded as lost", run.task_id, run.config_id)
-    return recorded
+    return len(inserted)
 
 
 async def run_forever(stores: Stores, settings: Settings) -> None:

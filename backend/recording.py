@@ -2,8 +2,10 @@
 
 pre_execute   marks the run in flight (or refuses an overlapping scheduled run: `skipped`)
 on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
-post_execute  writes the run's one `task_executions` row, drops it from the in-flight set and
-              appends `succeeded` / `failed` / `timed_out` to the config's history
+post_execute  hands the run's ending to the worker's RecordBuffer (backend/records.py), which
+              writes its one `task_executions` row within milliseconds, batched with other
+              runs' rows, then drops it from the in-flight set and appends `succeeded` /
+              `failed` / `timed_out` to the config's history
 
 It must be listed BEFORE SmartRetryMiddleware: taskiq calls on_error hooks in reverse order, so
 ours then runs after the retry middleware has decided, and a re-sent attempt shows up as its
@@ -22,6 +24,7 @@ from taskiq.exceptions import NoResultError
 from backend import metrics
 from backend.config import get_settings
 from backend.models import TRIGGERS
+from backend.records import Ending, RecordBuffer
 from backend.services import executions
 from backend.services.executions import Outcome
 from backend.services.redis import history
@@ -69,29 +72,14 @@ def _timed_out(message: TaskiqMessage, result: TaskiqResult[Any]) -> bool:
     )
 
 
-async def finish(stores: Stores, *, outcome: Outcome, event: str) -> bool:
-    """Write the run's record, then drop it from the in-flight set; history only if recorded."""
-    async with stores.sessionmaker() as session:
-        inserted = await executions.record(session, outcome=outcome)
-    async with stores.redis.pipeline(transaction=True) as pipe:
-        live_runs.queue_finish(pipe, task_id=outcome.task_id, config_id=outcome.config_id)
-        if inserted and outcome.config_id is not None:
-            history.queue_append(
-                pipe,
-                outcome.config_id,
-                event,
-                task_id=outcome.task_id,
-                attempts=outcome.attempts,
-                error=outcome.error_message,
-            )
-        await pipe.execute()
-    return inserted
-
-
 class RecordingMiddleware(TaskiqMiddleware):
     @property
     def stores(self) -> Stores:
         return self.broker.state.stores  # opened in the worker startup event
+
+    @property
+    def records(self) -> RecordBuffer:
+        return self.broker.state.records  # started in the worker startup event
 
     async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         settings = get_settings()
@@ -182,9 +170,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             result=value,
             error_message=error,
         )
-        if await finish(self.stores, outcome=outcome, event=event):
-            duration = (outcome.completed_at - outcome.started_at).total_seconds()
-            metrics.run_finished(message.task_name, outcome=event, duration=duration)
+        await self.records.add(Ending(outcome=outcome, event=event, task_type=message.task_name))
 
 
 def _ending(message: TaskiqMessage, result: TaskiqResult[Any]) -> tuple[str, Any, str | None]:

@@ -1,8 +1,9 @@
 """The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
 
 Adds the worker-side middlewares (recording, then retries: the order matters, see
-backend/recording.py), opens the stores and starts the reaper in the worker startup event,
-stops both on shutdown, and imports every task module so the worker runs each type by name.
+backend/recording.py), opens the stores and starts the record buffer and the reaper in the
+worker startup event, flushes and stops them on shutdown, and imports every task module so
+the worker runs each type by name.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.recording import RecordingMiddleware
+from backend.records import RecordBuffer
 from backend.stores import Stores
 from backend.tasks import load_all
 
@@ -39,6 +41,14 @@ async def open_stores(state: TaskiqState) -> None:
     configure_logging()
     settings = get_settings()
     state.stores = Stores.open(settings)
+    state.records = RecordBuffer(
+        state.stores,
+        flush_seconds=settings.record_flush_seconds,
+        max_batch=settings.record_max_batch,
+        max_pending=settings.record_max_pending,
+        retry_max_seconds=settings.record_retry_max_seconds,
+    )
+    state.records.start()
     state.reaper = asyncio.create_task(reaper.run_forever(state.stores, settings))
 
 
@@ -47,4 +57,6 @@ async def close_stores(state: TaskiqState) -> None:
     state.reaper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await state.reaper
+    # Within taskiq's --shutdown-timeout (5 s by default), which cancels this handler.
+    await state.records.close(timeout=get_settings().record_shutdown_seconds)
     await state.stores.close()

@@ -12,6 +12,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aio_pika
+from redis.asyncio import Redis
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RUN_ID = uuid.uuid4().hex[:8]
@@ -33,8 +36,12 @@ def isolated_env(name: str) -> dict[str, str]:
     }
 
 
+def log_path(log_name: str) -> Path:
+    return Path("/tmp") / f"taskhub-bench-{log_name}-{RUN_ID}.log"  # noqa: S108
+
+
 def start(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
-    log = (Path("/tmp") / f"taskhub-bench-{log_name}-{RUN_ID}.log").open("w")  # noqa: S108
+    log = log_path(log_name).open("w")
     return subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
         cwd=ROOT,
@@ -55,12 +62,33 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(5)
 
 
-async def wait_for(probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+async def wait_for(
+    probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while not await probe():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not happen within {timeout}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
+
+
+async def delete_redis_keys(prefix: str) -> None:
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        async for name in redis.scan_iter(match=f"{prefix}:*", count=1000):
+            await redis.delete(name)
+    finally:
+        await redis.aclose()
+
+
+async def delete_queues(queue: str, exchange: str) -> None:
+    """A bench's task queue (and the Taskhub broker's side queues) and its exchange."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for name in (queue, f"{queue}.dead_letter", f"{queue}.delay"):
+            await channel.queue_delete(name)
+        await channel.exchange_delete(exchange)
 
 
 def median(values: list[float]) -> float:

@@ -39,8 +39,9 @@ async def consumer_count(queue: str) -> int:
 class Worker:
     """`taskiq worker backend.worker:broker --workers 1 --ack-type when_received`."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        self.env = {**WORKER_ENV, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> "Worker":
@@ -57,7 +58,7 @@ class Worker:
                     sys.executable, "-m", "taskiq", "worker", "backend.worker:broker",
                     "--workers", "1", "--ack-type", "when_received", "--shutdown-timeout", "3",
                 ],
-                env={**os.environ, **WORKER_ENV},
+                env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop/kill reach its child too

@@ -1,15 +1,16 @@
 """Execution records: one row per finished run, written idempotently; reads and stats."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Integer, cast, func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import TaskConfig, TaskExecution
+from backend.models import TaskExecution
 
 
 @dataclass(frozen=True)
@@ -40,30 +41,52 @@ def cap_result(value: Any, *, max_bytes: int) -> Any:
     return {"truncated": True, "size_bytes": len(encoded.encode()), "preview": encoded[:max_bytes]}
 
 
-async def record(session: AsyncSession, *, outcome: Outcome) -> bool:
-    """Insert the run's one record; False if it already had one (duplicate delivery, reaper)."""
-    # A run of a config deleted meanwhile keeps its record, with config_id NULL.
-    live_config = select(TaskConfig.id).where(TaskConfig.id == outcome.config_id)
-    statement = (
-        insert(TaskExecution)
-        .values(
-            task_id=outcome.task_id,
-            config_id=live_config.scalar_subquery(),
-            is_success=outcome.is_success,
-            started_at=outcome.started_at,
-            completed_at=outcome.completed_at,
-            duration_seconds=(outcome.completed_at - outcome.started_at).total_seconds(),
-            result=outcome.result,
-            error_message=outcome.error_message,
-            trigger=outcome.trigger,
-            attempts=outcome.attempts,
-        )
-        .on_conflict_do_nothing(index_elements=[TaskExecution.task_id])
-        .returning(TaskExecution.id)
+# One statement for any number of records: the rows arrive as parallel arrays, so asyncpg
+# prepares it once whatever the batch size, and one statement needs no BEGIN/COMMIT round
+# trips. A run of a config deleted meanwhile keeps its record, with config_id NULL.
+_INSERT_MANY = """
+INSERT INTO task_executions (task_id, config_id, is_success, started_at, completed_at,
+    duration_seconds, result, error_message, trigger, attempts)
+SELECT r.task_id, c.id, r.is_success, r.started_at, r.completed_at,
+    r.duration_seconds, r.result::jsonb, r.error_message, r.trigger, r.attempts
+FROM unnest($1::varchar[], $2::integer[], $3::boolean[], $4::timestamptz[],
+    $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::varchar[], $10::integer[])
+    AS r(task_id, config_id, is_success, started_at, completed_at, duration_seconds,
+        result, error_message, trigger, attempts)
+LEFT JOIN task_configs AS c ON c.id = r.config_id
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id
+"""
+
+
+async def record_many(connection: asyncpg.Connection, *, outcomes: Sequence[Outcome]) -> set[str]:
+    """Insert the runs' records in one statement; returns the task ids it inserted.
+
+    A run that already had its record (duplicate delivery, a reaper racing a slow worker)
+    is left alone and not returned; within `outcomes`, a run's first outcome counts. Takes a
+    driver connection: this is the workers' hot path, one round trip per batch.
+    """
+    first: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        first.setdefault(outcome.task_id, outcome)  # a run twice in one batch: the first wins
+    outcomes = list(first.values())
+    if not outcomes:
+        return set()
+    rows = await connection.fetch(
+        _INSERT_MANY,
+        [o.task_id for o in outcomes],
+        [o.config_id for o in outcomes],
+        [o.is_success for o in outcomes],
+        [o.started_at for o in outcomes],
+        [o.completed_at for o in outcomes],
+        [(o.completed_at - o.started_at).total_seconds() for o in outcomes],
+        # A failed run stores SQL NULL; a successful run's value is JSON (even `null`).
+        [json.dumps(o.result) if o.is_success else None for o in outcomes],
+        [o.error_message for o in outcomes],
+        [o.trigger for o in outcomes],
+        [o.attempts for o in outcomes],
     )
-    inserted = (await session.execute(statement)).scalar_one_or_none()
-    await session.commit()
-    return inserted is not None
+    return {row["task_id"] for row in rows}
 
 
 async def get_by_task_id(session: AsyncSession, *, task_id: str) -> TaskExecution | None:

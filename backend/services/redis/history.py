@@ -1,6 +1,7 @@
 """The `history` store: per config, a capped list of schedule events, newest first."""
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,21 @@ def queue_append(
     """Add the append to a pipeline the caller already runs (one round trip for several)."""
     name = _events_key(config_id)
     pipe.lpush(name, _encode(event, at, data))
+    pipe.ltrim(name, 0, cap - 1)
+
+
+def queue_append_many(
+    pipe: Pipeline,
+    config_id: int,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    cap: int = DEFAULT_CAP,
+) -> None:
+    """Append events (oldest first, stamped now) to one config's history: two commands."""
+    if not events:
+        return
+    name = _events_key(config_id)
+    pipe.lpush(name, *(_encode(event, None, data) for event, data in events))
     pipe.ltrim(name, 0, cap - 1)
 
 
