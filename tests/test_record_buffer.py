@@ -1,8 +1,10 @@
 """The record buffer and the one write path, in process: batches, duplicates, refused values."""
 
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.records import Ending, RecordBuffer, finish
-from backend.services.executions import Outcome, get_by_task_id
+from backend.services.executions import Outcome, cap_result, describe_error, get_by_task_id
 from backend.services.redis import timeout as live_runs
 from backend.stores import Stores
 from tests.factories import create_config
@@ -134,3 +136,31 @@ async def test_a_refused_value_holds_back_only_its_own_run(
     # Left in flight: after its deadline the reaper writes a "lost" record for it.
     assert await live_runs.get(redis, bad.outcome.task_id) is not None
     assert f"record of run {bad.outcome.task_id} refused" in caplog.text
+
+
+async def test_odd_results_and_errors_are_made_storable(
+    app: FastAPI, session: AsyncSession, redis: Redis
+) -> None:
+    """NUL characters and NaN/Infinity, which PostgreSQL refuses, still give a true record."""
+    config = await create_config(session)
+    odd = ending(
+        config.id, result=cap_result({"k\x00": ["a\x00b", math.nan, math.inf]}, max_bytes=1000)
+    )
+    failed = ending(config.id)
+    failed = Ending(
+        outcome=replace(
+            failed.outcome,
+            is_success=False,
+            error_message=describe_error(ValueError("bad\x00byte"), max_chars=100),
+        ),
+        event="failed",
+        task_type="demo.sleep",
+    )
+    inserted = await finish(app.state.stores, [odd, failed])
+    assert inserted == {odd.outcome.task_id, failed.outcome.task_id}
+    stored = await get_by_task_id(session, task_id=odd.outcome.task_id)
+    assert stored is not None
+    assert stored.result == {"k\ufffd": ["a\ufffdb", "nan", "inf"]}
+    error = await get_by_task_id(session, task_id=failed.outcome.task_id)
+    assert error is not None
+    assert error.error_message == "ValueError: bad\ufffdbyte"
