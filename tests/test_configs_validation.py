@@ -30,7 +30,11 @@ PAST = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
         ),
         (
             {"scheduler_type": "cron", "schedule_config": {"minute": "99"}},
-            ["body", "schedule_config"],
+            ["body", "schedule_config", "minute"],
+        ),
+        (
+            {"scheduler_type": "cron", "schedule_config": {"minute": "5", "day_of_week": "8"}},
+            ["body", "schedule_config", "day_of_week"],
         ),
         (
             {

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend.errors import InvalidInput
-from backend.schedules import DateSpec, ScheduleSpec, parse_schedule
+from backend.schedules import CRON_FIELDS, CronSpec, DateSpec, ScheduleSpec, parse_schedule
 from backend.tasks import registry
 
 FieldError = dict[str, Any]
@@ -57,10 +57,10 @@ def _check_schedule(
         errors = _errors_at(["body", "schedule_config"], exc)
         # The cron spec checks its expression as a whole (model-level error, empty loc):
         # point at the key the client sent.
-        if scheduler_type == "cron" and "cron_expression" in schedule_config:
+        if scheduler_type == "cron":
             for error in errors:
                 if error["loc"] == ["body", "schedule_config"]:
-                    error["loc"].append("cron_expression")
+                    error["loc"].extend(_bad_cron_keys(schedule_config))
         return None, errors
     # Only when the schedule is set or changed: renaming a fired one-off config stays possible.
     if schedule_changed and isinstance(spec, DateSpec) and spec.run_at <= datetime.now(UTC):
@@ -71,6 +71,21 @@ def _check_schedule(
         }
         return None, [error]
     return spec, []
+
+
+def _bad_cron_keys(schedule_config: dict[str, Any]) -> list[str]:
+    """The key to blame for an expression refused as a whole: `cron_expression`, or the
+    first field that is invalid on its own (the others set to `*`)."""
+    if "cron_expression" in schedule_config:
+        return ["cron_expression"]
+    for name in CRON_FIELDS:
+        value = schedule_config.get(name)
+        if isinstance(value, str):
+            try:
+                CronSpec.model_validate({name: value})
+            except ValidationError:
+                return [name]
+    return []
 
 
 def check(
