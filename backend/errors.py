@@ -135,6 +135,10 @@ async def _taskhub_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    undecodable = _undecodable_json(exc)
+    if undecodable:
+        field = {"loc": ["body"], "msg": undecodable, "type": "json_invalid"}
+        return error_response(InvalidInput("Request validation failed", fields=[field]))
     code = HTTP_CODES.get(exc.status_code, "error")
     headers = exc.headers
     if exc.status_code == 405:
@@ -144,6 +148,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         status_code=exc.status_code,
         headers=headers,
     )
+
+
+def _undecodable_json(exc: StarletteHTTPException) -> str | None:
+    """FastAPI answers 400 when decoding a JSON body raises anything but a JSONDecodeError;
+    such a body is malformed JSON all the same, which the API answers with 422."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):
+        return "JSON nested too deeply to decode"
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return "Body is not valid UTF-8"
+    return None
 
 
 def _allowed_methods(request: Request) -> str:
