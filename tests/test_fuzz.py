@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,8 @@ from tests import infra
 from tests.processes import start, stop
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
+# Scenarios of linked calls (create a config, then read, patch, act on, delete it).
+STATEFUL_EXAMPLES = max(5, MAX_EXAMPLES // 4)
 
 
 def free_port() -> int:
@@ -77,10 +80,21 @@ def fuzz_url(fuzz_env: dict[str, str]) -> Iterator[str]:
         stop(process)
 
 
+# Configs of each kind for the fuzzer to find (GET /tasks/configs feeds their ids to the linked
+# calls, and small ids are what Hypothesis tries first): random bodies rarely make a valid one.
+SEED_CONFIGS: list[dict[str, Any]] = [
+    {"scheduler_type": "cron", "schedule_config": {"cron_expression": "0 3 * * *"}},
+    {"scheduler_type": "interval", "schedule_config": {"hours": 1}},
+    {"scheduler_type": "date", "schedule_config": {"run_date": "2099-01-01T00:00:00Z"}},
+    {"scheduler_type": "manual", "schedule_config": {}},
+]
+
+
 @pytest.fixture(scope="module")
 def fuzz_headers(fuzz_url: str) -> dict[str, str]:
-    """A superuser's access token. Logout revokes refresh tokens only, so the fuzzer may call it
-    freely; and it cannot deactivate or demote itself (409)."""
+    """A superuser's access token (with the seed configs created). Logout revokes refresh
+    tokens only, so the fuzzer may call it freely; and it cannot deactivate or demote itself
+    (409)."""
     response = httpx.post(
         f"{fuzz_url}/api/v1/auth/login",
         json={
@@ -89,7 +103,18 @@ def fuzz_headers(fuzz_url: str) -> dict[str, str]:
         },
     )
     assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    for number, schedule in enumerate(SEED_CONFIGS * 2):
+        config = {"name": f"seed {number}", "task_type": "demo.sleep"} | schedule
+        config["parameters"] = {"seconds": 0}
+        created = httpx.post(
+            f"{fuzz_url}/api/v1/tasks/configs",
+            json=config,
+            params={"auto_start": schedule["scheduler_type"] != "manual" and number % 2 == 0},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+    return headers
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +158,12 @@ def valid_data_is_accepted(
         )
 
 
+CHECKS: dict[str, Any] = {
+    "excluded_checks": [positive_data_acceptance],
+    "additional_checks": [valid_data_is_accepted],
+}
+
+
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -140,8 +171,29 @@ def valid_data_is_accepted(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case, fuzz_headers: dict[str, str]) -> None:
-    case.call_and_validate(
-        headers=fuzz_headers,
-        excluded_checks=[positive_data_acceptance],
-        additional_checks=[valid_data_is_accepted],
+    case.call_and_validate(headers=fuzz_headers, **CHECKS)
+
+
+def test_linked_calls_conform_to_the_schema(
+    fuzz_schema: schemathesis.BaseSchema, fuzz_headers: dict[str, str]
+) -> None:
+    """Schemathesis infers the links (a created config's id feeds GET, PATCH, DELETE and the
+    actions), so these calls reach real resources rather than mostly 404s."""
+
+    class Workflow(fuzz_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": fuzz_headers}
+
+        def validate_response(
+            self, response: schemathesis.Response, case: schemathesis.Case, **kwargs: Any
+        ) -> None:
+            case.validate_response(response, headers=fuzz_headers, **CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=10,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
     )

@@ -19,6 +19,27 @@ Priority = Annotated[int, Field(ge=0, le=9), WHOLE]
 
 
 class TaskConfigCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly ping",
+                    "task_type": "http.request",
+                    "scheduler_type": "cron",
+                    "schedule_config": {"cron_expression": "0 3 * * *", "timezone": "UTC"},
+                    "parameters": {"url": "https://example.com/health"},
+                },
+                {
+                    "name": "short nap",
+                    "task_type": "demo.sleep",
+                    "scheduler_type": "interval",
+                    "schedule_config": {"minutes": 5},
+                    "parameters": {"seconds": 1},
+                },
+            ]
+        }
+    )
+
     name: Name
     description: Description | None = None
     task_type: TaskTypeName
