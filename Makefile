@@ -26,10 +26,10 @@ run: migrate
 test: $(STAMP) services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The schema fuzz of `make test` (tests/test_fuzz.py) with far more examples per operation.
+# The schema fuzz of `make test` (tests/test_fuzz.py) with far more, and new, examples.
 FUZZ_MAX_EXAMPLES ?= 1000
 fuzz: $(STAMP) services
-	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(VENV)/bin/pytest tests/test_fuzz.py $(PYTEST_ARGS)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(VENV)/bin/pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
 # bench/ may not exist yet; ruff fails on a missing path.
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)

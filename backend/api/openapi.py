@@ -69,11 +69,11 @@ def _document_operation(operation: dict[str, Any]) -> None:
         statuses.add(401)
     if any(parameter["in"] == "path" for parameter in parameters):
         statuses.add(404)
-    for status in statuses:
-        responses.setdefault(str(status), {})
-    for status, response in responses.items():
-        if status.isdigit() and int(status) >= 400:
-            _as_error(int(status), response)
+    for code in statuses:
+        responses.setdefault(str(code), {})
+    for key, response in responses.items():
+        if key.isdigit() and int(key) >= 400:
+            _as_error(int(key), response)
 
 
 def _as_error(status: int, response: dict[str, Any]) -> None:

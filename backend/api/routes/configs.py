@@ -1,7 +1,7 @@
 """Task config routes (superuser only): parse and authorize here, the rules live in
 `backend.services.configs`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -20,7 +20,9 @@ from backend.services.redis.scheduler import Status
 router = APIRouter(prefix="/tasks/configs", tags=["configs"], responses=SUPERUSER_ONLY)
 
 
-NAME_TAKEN = {409: {"description": "The name is taken, or the schedule is busy or manual"}}
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The name is taken, or the schedule is busy or manual"}
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=NAME_TAKEN)
