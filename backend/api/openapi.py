@@ -18,7 +18,7 @@ REF_PREFIX = "#/components/schemas/"
 ERROR_REF = {"$ref": f"{REF_PREFIX}ErrorResponse"}
 
 DESCRIPTIONS = {
-    400: "The body could not be read (not UTF-8, or a broken form)",
+    400: "The body could not be parsed at all (e.g. a broken multipart form)",
     401: "Missing, invalid or expired access token",
     404: "Not found",
     413: "Request body over the size limit",
