@@ -36,6 +36,11 @@ run: migrate
 test: $(STAMP) services chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The schema fuzz of `make test` (tests/test_fuzz.py) with far more, and new, examples.
+FUZZ_MAX_EXAMPLES ?= 1000
+fuzz: $(STAMP) services
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(VENV)/bin/pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

@@ -10,9 +10,10 @@ from typing import Any
 import aiormq.exceptions
 import redis.exceptions
 import sqlalchemy.exc
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.log import request_id_var
@@ -72,6 +73,26 @@ class StoreUnavailable(TaskhubError):
     status, code, message = 503, "service_unavailable", "A backing service is unavailable"
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field")
+    msg: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str = Field(description="Stable machine-readable name, e.g. `not_found`")
+    message: str
+    fields: list[FieldError] = Field(description="The field errors of a 422; empty otherwise")
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape, as documented in the OpenAPI schema."""
+
+    error: ErrorDetail
+
+
 def error_body(
     status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -112,14 +133,43 @@ async def _taskhub_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    undecodable = _undecodable_json(exc)
+    if undecodable:
+        field = {"loc": ["body"], "msg": undecodable, "type": "json_invalid"}
+        return error_response(InvalidInput("Request validation failed", fields=[field]))
     code = HTTP_CODES.get(exc.status_code, "error")
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     return JSONResponse(
         error_body(exc.status_code, code, str(exc.detail)),
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _undecodable_json(exc: StarletteHTTPException) -> str | None:
+    """FastAPI answers 400 when decoding a JSON body raises anything but a JSONDecodeError;
+    such a body is malformed JSON all the same, which the API answers with 422."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):
+        return "JSON nested too deeply to decode"
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return "Body is not valid UTF-8"
+    return None
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path; Starlette names only the first route's."""
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        path_regex, route_methods = getattr(route, "path_regex", None), route.methods
+        if path_regex is not None and route_methods and path_regex.match(request.url.path):
+            methods |= route_methods
+    return ", ".join(sorted(methods))
 
 
 def _jsonable_field_error(error: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
 from backend import console, errors
+from backend.api import openapi
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from backend.api.router import api_router
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
     app.state.settings = settings
     app.state.broker = broker or broker_client.broker
     errors.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
     if settings.metrics_enabled:

@@ -116,3 +116,39 @@ async def test_unhandled_error_keeps_the_request_id(
     [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert failure.request_id == "req-500"
     assert failure.exc_info is not None
+
+
+async def test_405_lists_every_method_the_path_takes(client: httpx.AsyncClient) -> None:
+    response = await client.request("PUT", "/api/v1/users")
+    assert_error_shape(response.json(), 405)
+    assert response.headers["allow"] == "GET, POST"
+    # /users/me is not a user id: PATCH there is a method the path does not take.
+    me = await client.patch("/api/v1/users/me", json={})
+    assert me.status_code == 405
+    assert me.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b'{"name": "\xff\xfe"}', "not valid UTF-8"), (b"[" * 5000, "nested too deeply")],
+)
+async def test_undecodable_json_is_422_like_malformed_json(
+    error_client: httpx.AsyncClient, content: bytes, message: str
+) -> None:
+    response = await error_client.post(
+        "/_test/items", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert_error_shape(response.json(), 422)
+    (field,) = response.json()["error"]["fields"]
+    assert field["loc"] == ["body"]
+    assert message in field["msg"]
+
+
+def test_error_body_is_what_the_schema_documents() -> None:
+    from backend.errors import ErrorResponse, error_body
+
+    body = error_body(
+        422, "validation_error", "bad", [{"loc": ["body", 0], "msg": "m", "type": "t"}]
+    )
+    assert ErrorResponse.model_validate(body).model_dump() == body

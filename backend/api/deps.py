@@ -1,7 +1,7 @@
 """Annotated dependencies shared by the routers."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -12,6 +12,7 @@ from taskiq_aio_pika import AioPikaBroker
 from backend.config import Settings
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.models import TaskConfig, User
+from backend.schemas.common import Id
 from backend.schemas.users import UserRead
 from backend.services import auth, users
 
@@ -63,9 +64,13 @@ async def get_superuser(user: CurrentUser) -> UserRead:
 
 
 SuperUser = Annotated[UserRead, Depends(get_superuser)]
+# For `responses=` of routes taking SuperUser: the OpenAPI schema cannot tell them apart.
+SUPERUSER_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Superuser privileges required"}
+}
 
 
-async def valid_user_id(user_id: int, session: SessionDep) -> User:
+async def valid_user_id(user_id: Id, session: SessionDep) -> User:
     user = await users.get(session, user_id=user_id)
     if user is None:
         raise NotFound(f"User {user_id} not found")
@@ -75,7 +80,7 @@ async def valid_user_id(user_id: int, session: SessionDep) -> User:
 ValidUser = Annotated[User, Depends(valid_user_id)]
 
 
-async def valid_config_id(config_id: int, session: SessionDep) -> TaskConfig:
+async def valid_config_id(config_id: Id, session: SessionDep) -> TaskConfig:
     config = await session.get(TaskConfig, config_id)
     if config is None:
         raise NotFound(f"Task config {config_id} not found")

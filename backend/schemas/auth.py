@@ -5,12 +5,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from backend.schemas.common import Text
+
 
 class LoginRequest(BaseModel):
     """`username` takes a username or an email. No length rule on the password here: a
     too-short guess must get the same 401 as any wrong password."""
 
-    username: str = Field(min_length=1, max_length=320)
+    username: Text = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
 

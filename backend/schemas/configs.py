@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from backend import schedule_words
-from backend.schemas.common import JsonObject, Name, Text
+from backend.schemas.common import WHOLE, JsonObject, Name, RequestBody, Text, not_nullable
 from backend.services.execution_stats import ExecutionStats
 from backend.services.redis.scheduler import Status
 
@@ -14,13 +14,32 @@ SchedulerType = Literal["cron", "interval", "date", "manual"]
 OverlapPolicy = Literal["skip", "allow"]
 Description = Annotated[Text, Field(max_length=10_000)]
 TaskTypeName = Annotated[Text, Field(min_length=1, max_length=200)]
-MaxRetries = Annotated[int, Field(ge=0, le=10)]
-TimeoutSeconds = Annotated[int, Field(ge=1, le=86400)]
-Priority = Annotated[int, Field(ge=0, le=9)]
+MaxRetries = Annotated[int, Field(ge=0, le=10), WHOLE]
+TimeoutSeconds = Annotated[int, Field(ge=1, le=86400), WHOLE]
+Priority = Annotated[int, Field(ge=0, le=9), WHOLE]
 
 
-class TaskConfigCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TaskConfigCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly ping",
+                    "task_type": "http.request",
+                    "scheduler_type": "cron",
+                    "schedule_config": {"cron_expression": "0 3 * * *", "timezone": "UTC"},
+                    "parameters": {"url": "https://example.com/health"},
+                },
+                {
+                    "name": "short nap",
+                    "task_type": "demo.sleep",
+                    "scheduler_type": "interval",
+                    "schedule_config": {"minutes": 5},
+                    "parameters": {"seconds": 1},
+                },
+            ]
+        }
+    )
 
     name: Name
     description: Description | None = None
@@ -34,11 +53,22 @@ class TaskConfigCreate(BaseModel):
     overlap_policy: OverlapPolicy = "skip"
 
 
-class TaskConfigUpdate(BaseModel):
+NOT_NULL = (
+    "name",
+    "task_type",
+    "scheduler_type",
+    "schedule_config",
+    "parameters",
+    "max_retries",
+    "timeout_seconds",
+    "priority",
+    "overlap_policy",
+)
+
+
+class TaskConfigUpdate(RequestBody):
     """Only the fields sent change; objects (`schedule_config`, `parameters`) are replaced
     whole, not merged key by key."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     description: Description | None = None
@@ -51,17 +81,9 @@ class TaskConfigUpdate(BaseModel):
     priority: Priority | None = None
     overlap_policy: OverlapPolicy | None = None
 
-    @field_validator(
-        "name",
-        "task_type",
-        "scheduler_type",
-        "schedule_config",
-        "parameters",
-        "max_retries",
-        "timeout_seconds",
-        "priority",
-        "overlap_policy",
-    )
+    model_config = ConfigDict(json_schema_extra=not_nullable(*NOT_NULL))
+
+    @field_validator(*NOT_NULL)
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Runs only for fields that were sent: null clears `description`, nothing else.

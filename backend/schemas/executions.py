@@ -5,13 +5,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.schemas.common import Id, JsonObject, RequestBody
+
 Trigger = Literal["scheduled", "manual"]
 
 
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    parameters: dict[str, Any] | None = Field(
+class RunRequest(RequestBody):
+    parameters: JsonObject | None = Field(
         default=None, description="Overrides the config's parameters for this run only"
     )
 
@@ -22,10 +22,8 @@ class RunQueued(BaseModel):
     queued_at: datetime
 
 
-class BatchRunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    config_ids: list[int] = Field(min_length=1, max_length=100)
+class BatchRunRequest(RequestBody):
+    config_ids: list[Id] = Field(min_length=1, max_length=100)
 
 
 class BatchRunError(BaseModel):

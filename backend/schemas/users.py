@@ -5,12 +5,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from backend.schemas.common import RequestBody, Text, not_nullable
+
 # Emails are stored lower-case so that login by email is case-insensitive.
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
 # No "@" in usernames: login tells a username from an email by it, so the two never collide.
 Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
-FullName = Annotated[str, Field(max_length=255)]
+FullName = Annotated[Text, Field(max_length=255)]
 
 
 class UserRead(BaseModel):
@@ -28,7 +30,7 @@ class UserRead(BaseModel):
     updated_at: datetime
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     email: Email
     username: Username
     password: Password
@@ -37,8 +39,12 @@ class UserCreate(BaseModel):
     is_superuser: bool = False
 
 
-class UserUpdate(BaseModel):
-    """Only the fields sent are changed; only `full_name` may be set to null."""
+NOT_NULL = ("email", "username", "password", "is_active", "is_superuser")
+
+
+class UserUpdate(RequestBody):
+    """Only the fields sent are changed; only `full_name` may be set to null (the others are
+    optional but not nullable, which is what the schema says of them)."""
 
     email: Email | None = None
     username: Username | None = None
@@ -47,7 +53,9 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     is_superuser: bool | None = None
 
-    @field_validator("email", "username", "password", "is_active", "is_superuser")
+    model_config = ConfigDict(json_schema_extra=not_nullable(*NOT_NULL))
+
+    @field_validator(*NOT_NULL)
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Runs only for fields sent, so an explicit null is refused while omission is allowed.

@@ -1,12 +1,12 @@
 """Task config routes (superuser only): parse and authorize here, the rules live in
 `backend.services.configs`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from backend.api.deps import RedisDep, SessionDep, SuperUser, ValidConfig
-from backend.schemas.common import Text
+from backend.api.deps import SUPERUSER_ONLY, RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.schemas.common import Offset, Text
 from backend.schemas.configs import (
     SchedulerType,
     TaskConfigCreate,
@@ -17,10 +17,15 @@ from backend.schemas.configs import (
 from backend.services import configs
 from backend.services.redis.scheduler import Status
 
-router = APIRouter(prefix="/tasks/configs", tags=["configs"])
+router = APIRouter(prefix="/tasks/configs", tags=["configs"], responses=SUPERUSER_ONLY)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The name is taken, or the schedule is busy or manual"}
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=NAME_TAKEN)
 async def create_config(
     data: TaskConfigCreate,
     session: SessionDep,
@@ -42,7 +47,7 @@ async def list_configs(
     schedule_status: Status | None = None,
     search: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     include_stats: Annotated[
         bool, Query(description="add each config's execution stats (one more SQL statement)")
     ] = False,
@@ -79,7 +84,7 @@ async def get_config(
     )
 
 
-@router.patch("/{config_id}")
+@router.patch("/{config_id}", responses=NAME_TAKEN)
 async def update_config(
     changes: TaskConfigUpdate,
     config: ValidConfig,

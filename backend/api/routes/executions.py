@@ -3,9 +3,10 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from backend.api.deps import (
+    SUPERUSER_ONLY,
     BrokerDep,
     RedisDep,
     SessionDep,
@@ -14,6 +15,7 @@ from backend.api.deps import (
     ValidConfig,
 )
 from backend.errors import NotFound
+from backend.schemas.common import Offset, Text
 from backend.schemas.executions import (
     BatchRunError,
     BatchRunRequest,
@@ -31,7 +33,7 @@ from backend.services import executions, runs
 from backend.services import status as system_status
 from backend.services.redis import timeout as live_runs
 
-router = APIRouter(prefix="/tasks", tags=["executions"])
+router = APIRouter(prefix="/tasks", tags=["executions"], responses=SUPERUSER_ONLY)
 
 
 @router.post(
@@ -105,7 +107,7 @@ async def list_executions(
     until: Annotated[datetime | None, Query(description="runs started before")] = None,
     trigger: Trigger | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ExecutionPage:
     filters = executions.ExecutionFilter(
         is_success=is_success, since=_utc(since), until=_utc(until), trigger=trigger
@@ -123,7 +125,10 @@ async def list_executions(
 
 @router.get("/executions/{task_id}", response_model=ExecutionRead | LiveRunRead)
 async def get_execution(
-    _: SuperUser, task_id: str, session: SessionDep, redis: RedisDep
+    _: SuperUser,
+    task_id: Annotated[Text, Path(min_length=1, max_length=128)],
+    session: SessionDep,
+    redis: RedisDep,
 ) -> ExecutionRead | LiveRunRead:
     # Live state first: a run's record is written before its live entry is removed, so a run
     # absent from Redis here is either recorded by the time we read the database, or unknown.

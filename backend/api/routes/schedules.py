@@ -4,16 +4,20 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import RedisDep, SessionDep, SuperUser, ValidConfig
-from backend.schemas.common import Page
+from backend.api.deps import SUPERUSER_ONLY, RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.schemas.common import Offset, Page
 from backend.schemas.configs import TaskConfigRead
 from backend.services import configs, schedules
 from backend.services.redis import history
 
-router = APIRouter(prefix="/tasks/configs", tags=["schedules"])
+router = APIRouter(prefix="/tasks/configs", tags=["schedules"], responses=SUPERUSER_ONLY)
 
 
-@router.post("/{config_id}/actions/{action}", response_model=TaskConfigRead)
+@router.post(
+    "/{config_id}/actions/{action}",
+    response_model=TaskConfigRead,
+    responses={409: {"description": "The action does not fit the schedule's status"}},
+)
 async def apply_action(
     config: ValidConfig,
     action: schedules.Action,
@@ -31,7 +35,7 @@ async def read_history(
     redis: RedisDep,
     _: SuperUser,
     limit: int = Query(default=100, ge=1, le=100),
-    offset: int = Query(default=0, ge=0),
+    offset: Offset = 0,
 ) -> Page[dict[str, Any]]:
     events, total = await history.read(redis, config.id, limit=limit, offset=offset)
     return Page(items=events, total=total, limit=limit, offset=offset)

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from backend.api.deps import SuperUser
+from backend.api.deps import SUPERUSER_ONLY, SuperUser
 from backend.schemas.configs import TaskTypeRead
 from backend.tasks import registry
 
-router = APIRouter(prefix="/tasks/types", tags=["task types"])
+router = APIRouter(prefix="/tasks/types", tags=["task types"], responses=SUPERUSER_ONLY)
 
 
 @router.get("")

@@ -4,8 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import CurrentUser, RedisDep, SessionDep, SuperUser, ValidUser
+from backend.api.deps import (
+    SUPERUSER_ONLY,
+    CurrentUser,
+    RedisDep,
+    SessionDep,
+    SuperUser,
+    ValidUser,
+)
 from backend.errors import Conflict
+from backend.schemas.common import Offset
 from backend.schemas.users import UserCreate, UserRead, UsersPage, UserUpdate
 from backend.services import users
 
@@ -17,12 +25,12 @@ async def read_me(user: CurrentUser) -> UserRead:
     return user
 
 
-@router.get("")
+@router.get("", responses=SUPERUSER_ONLY)
 async def list_users(
     _: SuperUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> UsersPage:
     items, total = await users.list_page(session, limit=limit, offset=offset)
     return UsersPage(
@@ -30,12 +38,21 @@ async def list_users(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=SUPERUSER_ONLY | {409: {"description": "The email or username is taken"}},
+)
 async def create_user(_: SuperUser, body: UserCreate, session: SessionDep) -> UserRead:
     return UserRead.model_validate(await users.create(session, data=body))
 
 
-@router.patch("/{user_id}")
+@router.patch(
+    # Digits only: so PATCH /users/me is a 405, not an attempt at a user called "me".
+    "/{user_id:int}",
+    responses=SUPERUSER_ONLY
+    | {409: {"description": "The email or username is taken, or you demote yourself"}},
+)
 async def update_user(
     actor: SuperUser, user: ValidUser, body: UserUpdate, session: SessionDep, redis: RedisDep
 ) -> UserRead:
