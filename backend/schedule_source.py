@@ -2,10 +2,14 @@
 with its data-key layout and JSON serializer, indexed by fire time instead of by minute.
 
 - get_schedules returns the entries due from `now - grace` to `now + lookahead` (one
-  ZRANGEBYSCORE + one MGET), so a fresh entry is in memory before its second comes;
+  ZRANGEBYSCORE, and one MGET for the entries not parsed already: an entry never changes
+  under its id), so a fresh entry is in memory before its second comes;
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
   still active and the entry current): a replica that loses the claim does not send;
-- post_send drops the entry and queues the following occurrence;
+- post_send marks the claim `sent` at once, then drops the entry and queues the following
+  occurrence (reconcile tells a dead sender's sent fires from its unconfirmed ones by that);
+- claims and post_sends of the sends started together (a minute boundary can bring
+  thousands) are batched: one pipeline of claims, one transaction of post_sends per batch;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
 
@@ -24,6 +28,7 @@ from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListRedisScheduleSource
 
+from backend.batching import Batcher
 from backend.config import Settings
 from backend.db import create_engine, create_sessionmaker
 from backend.models import TaskConfig
@@ -32,6 +37,8 @@ from backend.services.redis import scheduler as store
 from backend.services.schedule_reconcile import reconcile
 
 logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
 
 
 class TaskhubScheduleSource(ListRedisScheduleSource):
@@ -48,6 +55,12 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         self._reconciler: asyncio.Task[None] | None = None
         self._engine = create_engine(settings.database_url, pool_size=2)
         self._sessionmaker = create_sessionmaker(self._engine)
+        self._parsed: dict[str, ScheduledTask] = {}
+        self._claims = Batcher(self._claim_batch, max_size=BATCH_SIZE)
+        self._marks = Batcher(self._mark_batch, max_size=BATCH_SIZE)
+        # Bookkeeping after a send waits for the burst of sends to pass (10 s at most): the
+        # next QUEUE_DEPTH - 1 fires of each config are queued already.
+        self._sent = Batcher(self._after_send_batch, max_size=BATCH_SIZE, quiet=0.05, max_wait=10.0)
 
     def _redis(self) -> Redis:
         return Redis(connection_pool=self._connection_pool)
@@ -73,21 +86,39 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         now = datetime.now(UTC)
         lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
         async with self._redis() as redis:
-            raw = await store.due_entries(redis, start=now - self._grace, end=now + lookahead)
-        return [ScheduledTask.model_validate_json(item) for item in raw]
+            ids = await store.due_ids(redis, start=now - self._grace, end=now + lookahead)
+            new = await store.entries_data(redis, [i for i in ids if i not in self._parsed])
+        known = {**self._parsed}
+        known.update((i, ScheduledTask.model_validate_json(data)) for i, data in new.items())
+        self._parsed = {i: known[i] for i in ids if i in known}
+        return list(self._parsed.values())
 
     async def pre_send(self, task: ScheduledTask) -> None:
-        async with self._redis() as redis:
-            outcome = await store.claim_fire(redis, task.schedule_id, owner=self._owner)
-            if outcome in ("inactive", "stale"):
+        outcome = await self._claims.submit(task.schedule_id)
+        if outcome in ("inactive", "stale"):
+            async with self._redis() as redis:
                 await schedules.drop_stale_entry(redis, task.schedule_id)
         if outcome != "ok":
             logger.info("fire %s not sent: %s", task.schedule_id, outcome)
             raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:
+        await self._marks.submit(task.schedule_id)
+        await self._sent.submit((task.schedule_id, task.task_id))
+
+    async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
         async with self._redis() as redis:
-            await schedules.after_fire(redis, task.schedule_id, task_id=task.task_id)
+            return await store.claim_fires(redis, entry_ids, owner=self._owner)
+
+    async def _mark_batch(self, entry_ids: list[str]) -> list[None]:
+        async with self._redis() as redis:
+            await store.mark_sent(redis, entry_ids)
+        return [None] * len(entry_ids)
+
+    async def _after_send_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
+        async with self._redis() as redis:
+            await schedules.after_fires(redis, sent)
+        return [None] * len(sent)
 
     async def reconcile_once(self) -> None:
         async with self._redis() as redis:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import LockError
+from redis.exceptions import LockError, WatchError
 from taskiq import ScheduledTask
 
 from backend.errors import Conflict, InvalidInput
@@ -82,6 +82,10 @@ def upcoming(
     return fires
 
 
+def fire_task_id(config_id: int, fire_at: datetime) -> str:
+    return f"s{config_id}-{store.to_ms(fire_at)}"
+
+
 def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
     entry_id = store.schedule_id(config_id, generation, fire_at)
     task = ScheduledTask(
@@ -90,7 +94,7 @@ def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tu
         args=[],
         kwargs=plan.kwargs,
         # One task id per fire: even a duplicate send could only ever make one record.
-        task_id=f"s{config_id}-{store.to_ms(fire_at)}",
+        task_id=fire_task_id(config_id, fire_at),
         schedule_id=entry_id,
         time=fire_at,
     )
@@ -204,30 +208,79 @@ async def forget(redis: Redis, config_id: int) -> None:
 
 async def after_fire(redis: Redis, entry_id: str, *, task_id: str | None = None) -> None:
     """Called once the claimed entry was sent: drop it, queue the following occurrence."""
-    config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
-    fire_at = store.from_ms(fire_ms)
+    config_id, _, _ = store.parse_schedule_id(entry_id)
 
     async def write(pipe: Pipeline) -> None:
         state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
         rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
         pipe.multi()
-        store.queue_entry_removal(pipe, config_id, entry_id)
-        history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
-        if state.generation != generation or state.status != "active":
-            return
-        queued = sorted(store.from_ms(score) for other, score in rows if other != entry_id)
-        spec = Plan.model_validate(state.plan).spec()
-        after = max([fire_at, *queued])
-        fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(queued))
-        queue_fires(pipe, config_id, state, fresh)
-        queued += fresh
-        if queued:
-            store.queue_state(pipe, config_id, replace(state, next_run_at=queued[0]))
-        else:
-            store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
-            history.queue_append(pipe, config_id, "completed")
+        _queue_after_fire(pipe, entry_id, task_id, state, rows)
 
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+
+
+async def after_fires(redis: Redis, sent: list[tuple[str, str | None]]) -> None:
+    """`after_fire` for many sent entries (entry id, task id) in one transaction.
+
+    The configs' keys are WATCHed on the transaction's connection before they are read (in
+    one pipeline, on another connection), so the reads are what EXEC applies to; if any of
+    them changes in between, nothing is written and each entry goes through `after_fire`."""
+    first: dict[int, tuple[str, str | None]] = {}
+    alone: list[tuple[str, str | None]] = []
+    for entry_id, task_id in sent:
+        config_id, _, _ = store.parse_schedule_id(entry_id)
+        if config_id in first:  # it needs the writes of the config's first entry
+            alone.append((entry_id, task_id))
+        else:
+            first[config_id] = (entry_id, task_id)
+    ids = list(first)
+    keys = [k for cid in ids for k in (store.state_key(cid), store.config_entries_key(cid))]
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(*keys)
+            async with redis.pipeline(transaction=False) as reads:
+                for cid in ids:
+                    reads.hgetall(store.state_key(cid))
+                    reads.zrange(store.config_entries_key(cid), 0, -1, withscores=True)
+                found = await reads.execute()
+            pipe.multi()
+            for i, cid in enumerate(ids):
+                entry_id, task_id = first[cid]
+                state = ScheduleState.from_hash(found[2 * i])
+                _queue_after_fire(pipe, entry_id, task_id, state, found[2 * i + 1])
+            await pipe.execute()
+    except WatchError:
+        logger.info("after_fires: %d configs changed meanwhile; one by one", len(ids))
+        alone = [*first.values(), *alone]
+    for entry_id, task_id in alone:
+        await after_fire(redis, entry_id, task_id=task_id)
+
+
+def _queue_after_fire(
+    pipe: Pipeline,
+    entry_id: str,
+    task_id: str | None,
+    state: ScheduleState,
+    rows: list[tuple[str, float]],
+) -> None:
+    """Drop the sent entry, note `fired`, and top the config's queue up to QUEUE_DEPTH."""
+    config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
+    fire_at = store.from_ms(fire_ms)
+    store.queue_entry_removal(pipe, config_id, entry_id)
+    history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
+    if state.generation != generation or state.status != "active":
+        return
+    queued = sorted(store.from_ms(score) for other, score in rows if other != entry_id)
+    spec = Plan.model_validate(state.plan).spec()
+    after = max([fire_at, *queued])
+    fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(queued))
+    queue_fires(pipe, config_id, state, fresh)
+    queued += fresh
+    if queued:
+        store.queue_next_run(pipe, config_id, queued[0])  # status unchanged: only next_run_at
+    else:
+        store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
+        history.queue_append(pipe, config_id, "completed")
 
 
 async def drop_stale_entry(redis: Redis, entry_id: str) -> None:
