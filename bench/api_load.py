@@ -1,11 +1,12 @@
 """API under load: `GET /tasks/configs?limit=100` over N configs and `GET /users/me`.
 
 A uvicorn process (one worker, as `make run` starts it) serves the API; CLIENTS concurrent
-httpx clients in the bench process request one endpoint for ROUNDS rounds of SECONDS each,
-and the section reports the median round. The configs are active schedules, so each page
-merges live state from Redis. SQL statements and Redis round trips per request are counted
-in this process, on the app itself, by a SQLAlchemy cursor event and a wrapper around
-redis-py's one send per round trip.
+keep-alive clients in the bench process (plain asyncio streams: httpx's pool would cost
+more CPU than the API itself on this 2-core machine) request one endpoint for ROUNDS rounds
+of SECONDS each, and the section reports the median round. The configs are active
+schedules, so each page merges live state from Redis. SQL statements and Redis round trips
+per request are counted in this process, on the app itself, by a SQLAlchemy cursor event
+and a wrapper around redis-py's one send per round trip.
 """
 
 import asyncio
@@ -59,23 +60,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def load(client: httpx.AsyncClient, path: str, seconds: float) -> Round:
+class KeepAliveClient:
+    """One HTTP/1.1 keep-alive connection, as lean as a load generator must be: the bench
+    shares the machine with the server, and httpx's pool costs more CPU than the API."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self._host, self._port = host, port
+        self._headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        assert self._reader is not None
+        request = f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._headers}\r\n"
+        self._writer.write(request.encode())
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await self._reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            await self._writer.wait_closed()
+
+
+async def load(clients: list[KeepAliveClient], path: str, seconds: float) -> Round:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
-    async def one_client() -> None:
+    async def one_client(client: KeepAliveClient) -> None:
         nonlocal errors
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            response = await client.get(path)
-            if response.status_code == 200:
+            if await client.get(path) == 200:
                 latencies.append(time.perf_counter() - started)
             else:
                 errors += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(one_client(client) for client in clients))
     return Round(latencies, errors, time.perf_counter() - started)
 
 
@@ -158,15 +190,17 @@ async def count_per_request(env: dict[str, str], access: str) -> dict[str, Count
 async def measure(env: dict[str, str]) -> tuple[dict[str, list[Round]], dict[str, Counts]]:
     async with served(env) as base:
         access = await token(base)
+        host, port = base.removeprefix("http://").split(":")
         headers = {"Authorization": f"Bearer {access}"}
-        limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+        clients = [KeepAliveClient(host, int(port), headers) for _ in range(CLIENTS)]
         rounds: dict[str, list[Round]] = {}
-        async with httpx.AsyncClient(
-            base_url=base, headers=headers, limits=limits, timeout=30
-        ) as client:
+        try:
             for path in ENDPOINTS:
-                await load(client, path, 1.0)  # warm-up: connections, caches
-                rounds[path] = [await load(client, path, SECONDS) for _ in range(ROUNDS)]
+                await load(clients, path, 1.0)  # warm-up: connections, caches
+                rounds[path] = [await load(clients, path, SECONDS) for _ in range(ROUNDS)]
+        finally:
+            for client in clients:
+                await client.close()
     return rounds, await count_per_request(env, access)
 
 
@@ -204,7 +238,7 @@ def render(rounds: dict[str, list[Round]], counts: dict[str, Counts]) -> str:
     lines = [
         f"## API under load: {N:,} configs, {CLIENTS} concurrent clients",
         "",
-        f"One uvicorn worker; {CLIENTS} httpx clients in the bench process (sharing the 2 cores),"
+        f"One uvicorn worker; {CLIENTS} keep-alive clients in the bench process (same cores),"
         f" {ROUNDS} rounds of {SECONDS:.0f} s per endpoint; median round shown.",
         "",
         "| endpoint | p50 ms | p99 ms | requests/s | non-200 | SQL statements"
