@@ -103,8 +103,9 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
             raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:
+        sent_at = datetime.now(UTC)
         await self._marks.submit(task.schedule_id)
-        await self._sent.submit((task.schedule_id, task.task_id))
+        await self._sent.submit(schedules.Sent(task.schedule_id, task.task_id, sent_at))
 
     async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
         async with self._redis() as redis:
@@ -115,7 +116,7 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
             await store.mark_sent(redis, entry_ids)
         return [None] * len(entry_ids)
 
-    async def _after_send_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
+    async def _after_send_batch(self, sent: list[schedules.Sent]) -> list[None]:
         async with self._redis() as redis:
             await schedules.after_fires(redis, sent)
         return [None] * len(sent)

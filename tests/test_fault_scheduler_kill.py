@@ -103,10 +103,13 @@ async def test_scheduler_killed_in_a_burst_loses_and_repeats_nothing(
             return done
 
         await processes.eventually(accounted, lambda n: n == CONFIGS, timeout=40, interval=0.5)
+        before_stop = {c.id: (await store.read_state(redis, c.id)).status for c in configs}
     finally:
         processes.stop(first, kill=True)
         if restarted is not None:
             processes.stop(restarted)
+        for config in configs:  # later schedulers of this session must not fire them
+            await schedules.apply_action(redis, config, "stop")
     sent = await drain(queue_name, exchange)
     assert len(sent) == len(set(sent)), "a fire was sent twice"
     sent_ids = set(sent)
@@ -121,7 +124,7 @@ async def test_scheduler_killed_in_a_burst_loses_and_repeats_nothing(
         # Only the killed burst's fire can be unconfirmed: the others were sent after all.
         assert len(unsent) <= 1, (config.id, unsent)
         assert {e["task_id"] for e in fired} <= sent_ids
-        assert (await store.read_state(redis, config.id)).status == "active"
+        assert before_stop[config.id] == "active"
 
 
 async def _queue_exists(name: str) -> bool:

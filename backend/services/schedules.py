@@ -7,7 +7,7 @@ the config's state and entries, so actions, fires and reconcile never interleave
 """
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -206,33 +206,43 @@ async def forget(redis: Redis, config_id: int) -> None:
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
 
 
-async def after_fire(redis: Redis, entry_id: str, *, task_id: str | None = None) -> None:
+@dataclass(frozen=True)
+class Sent:
+    entry_id: str
+    task_id: str | None
+    at: datetime | None = None  # when the message reached RabbitMQ
+
+
+async def after_fire(
+    redis: Redis, entry_id: str, *, task_id: str | None = None, sent_at: datetime | None = None
+) -> None:
     """Called once the claimed entry was sent: drop it, queue the following occurrence."""
     config_id, _, _ = store.parse_schedule_id(entry_id)
+    sent = Sent(entry_id, task_id, sent_at)
 
     async def write(pipe: Pipeline) -> None:
         state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
         rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
         pipe.multi()
-        _queue_after_fire(pipe, entry_id, task_id, state, rows)
+        _queue_after_fire(pipe, sent, state, rows)
 
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
 
 
-async def after_fires(redis: Redis, sent: list[tuple[str, str | None]]) -> None:
-    """`after_fire` for many sent entries (entry id, task id) in one transaction.
+async def after_fires(redis: Redis, sent: list[Sent]) -> None:
+    """`after_fire` for many sent entries in one transaction.
 
     The configs' keys are WATCHed on the transaction's connection before they are read (in
     one pipeline, on another connection), so the reads are what EXEC applies to; if any of
     them changes in between, nothing is written and each entry goes through `after_fire`."""
-    first: dict[int, tuple[str, str | None]] = {}
-    alone: list[tuple[str, str | None]] = []
-    for entry_id, task_id in sent:
-        config_id, _, _ = store.parse_schedule_id(entry_id)
+    first: dict[int, Sent] = {}
+    alone: list[Sent] = []
+    for item in sent:
+        config_id, _, _ = store.parse_schedule_id(item.entry_id)
         if config_id in first:  # it needs the writes of the config's first entry
-            alone.append((entry_id, task_id))
+            alone.append(item)
         else:
-            first[config_id] = (entry_id, task_id)
+            first[config_id] = item
     ids = list(first)
     keys = [k for cid in ids for k in (store.state_key(cid), store.config_entries_key(cid))]
     try:
@@ -245,29 +255,27 @@ async def after_fires(redis: Redis, sent: list[tuple[str, str | None]]) -> None:
                 found = await reads.execute()
             pipe.multi()
             for i, cid in enumerate(ids):
-                entry_id, task_id = first[cid]
                 state = ScheduleState.from_hash(found[2 * i])
-                _queue_after_fire(pipe, entry_id, task_id, state, found[2 * i + 1])
+                _queue_after_fire(pipe, first[cid], state, found[2 * i + 1])
             await pipe.execute()
     except WatchError:
         logger.info("after_fires: %d configs changed meanwhile; one by one", len(ids))
         alone = [*first.values(), *alone]
-    for entry_id, task_id in alone:
-        await after_fire(redis, entry_id, task_id=task_id)
+    for item in alone:
+        await after_fire(redis, item.entry_id, task_id=item.task_id, sent_at=item.at)
 
 
 def _queue_after_fire(
-    pipe: Pipeline,
-    entry_id: str,
-    task_id: str | None,
-    state: ScheduleState,
-    rows: list[tuple[str, float]],
+    pipe: Pipeline, sent: Sent, state: ScheduleState, rows: list[tuple[str, float]]
 ) -> None:
     """Drop the sent entry, note `fired`, and top the config's queue up to QUEUE_DEPTH."""
+    entry_id = sent.entry_id
     config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
     fire_at = store.from_ms(fire_ms)
     store.queue_entry_removal(pipe, config_id, entry_id)
-    history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
+    history.queue_append(
+        pipe, config_id, "fired", at=sent.at, fire_at=fire_at.isoformat(), task_id=sent.task_id
+    )
     if state.generation != generation or state.status != "active":
         return
     queued = sorted(store.from_ms(score) for other, score in rows if other != entry_id)
