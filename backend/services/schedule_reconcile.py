@@ -45,7 +45,7 @@ async def _needing_repair(
 
     `_repair` decides again under WATCH; this only skips the configs it would leave as
     they are (a plan, nothing past beyond the one newest fire in the grace period, and
-    QUEUE_DEPTH future fires queued)."""
+    QUEUE_DEPTH fires queued)."""
     async with redis.pipeline(transaction=False) as pipe:
         for config_id in config_ids:
             pipe.hget(store.state_key(config_id), "plan")
@@ -58,7 +58,10 @@ async def _needing_repair(
         past = [fire for fire in fires if fire <= now]
         future = len(fires) - len(past)
         sound_past = not past or (len(past) == 1 and past[0] >= now - grace)
-        if not plan or not sound_past or future < schedules.QUEUE_DEPTH:
+        # A past fire inside the grace period is being sent (or about to be): its post-send
+        # queues the following fire, so it counts towards the queue depth. Repairing it here
+        # would race thousands of post-sends right after a busy minute boundary.
+        if not plan or not sound_past or future + len(past) < schedules.QUEUE_DEPTH:
             needing.append(config_id)
     return needing
 
