@@ -160,7 +160,7 @@ def counting(engine: object) -> Iterator[Counts]:
         await original(self, command, check_health)  # type: ignore[arg-type]
 
     event.listen(sync_engine, "before_cursor_execute", on_execute)
-    Connection.send_packed_command = send  # type: ignore[method-assign]
+    Connection.send_packed_command = send  # type: ignore[method-assign, assignment]
     try:
         yield counts
     finally:

@@ -62,6 +62,8 @@ async def service_versions() -> str:
     async with connection:
         properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
         rabbit = properties.get("version", "unknown")
+        if isinstance(rabbit, bytes):
+            rabbit = rabbit.decode()
     return f"PostgreSQL {pg}, Redis {redis_version}, RabbitMQ {rabbit}"
 
 

@@ -140,7 +140,8 @@ async def _claims(
     """Each fire's claim: None (unclaimed), SENT (the send was confirmed), or its claimer."""
     result = []
     for _, fire in entries:
-        result.append(await pipe.get(store.claim_key(config_id, store.to_ms(fire))))
+        claim = await pipe.get(store.claim_key(config_id, store.to_ms(fire)))
+        result.append(None if claim is None else str(claim))
     return result
 
 
