@@ -2,10 +2,14 @@
 with its data-key layout and JSON serializer, indexed by fire time instead of by minute.
 
 - get_schedules returns the entries due from `now - grace` to `now + lookahead` (one
-  ZRANGEBYSCORE + one MGET), so a fresh entry is in memory before its second comes;
+  ZRANGEBYSCORE, and one MGET for the entries not parsed already: an entry never changes
+  under its id), so a fresh entry is in memory before its second comes;
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
   still active and the entry current): a replica that loses the claim does not send;
-- post_send drops the entry and queues the following occurrence;
+- the claims of the sends started together (a minute boundary can bring thousands) go to
+  Redis in one pipeline per batch;
+- post_send marks the claim `sent` at once (reconcile tells a dead sender's sent fires from
+  its unconfirmed ones by that), then drops the entry and queues the following occurrence;
 - send_failed (called by backend.scheduler when the publish raised) gives the claim back;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
@@ -28,6 +32,7 @@ from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListRedisScheduleSource
 
 from backend import metrics
+from backend.batching import Batcher
 from backend.config import Settings
 from backend.db import create_engine, create_sessionmaker
 from backend.models import TaskConfig
@@ -37,6 +42,8 @@ from backend.services.redis import scheduler as store
 from backend.services.schedule_reconcile import SETTLE, reconcile
 
 logger = logging.getLogger(__name__)
+
+CLAIM_BATCH_SIZE = 1000  # claims per Redis pipeline
 
 
 class TaskhubScheduleSource(ListRedisScheduleSource):
@@ -54,6 +61,8 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         self._suspects: frozenset[int] = frozenset()  # configs found missing by the last pass
         self._engine = create_engine(settings.database_url, pool_size=2)
         self._sessionmaker = create_sessionmaker(self._engine)
+        self._parsed: dict[str, ScheduledTask] = {}
+        self._claims = Batcher(self._claim_batch, max_size=CLAIM_BATCH_SIZE)
 
     def _redis(self) -> Redis:
         return Redis(connection_pool=self._connection_pool)
@@ -80,19 +89,21 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         now = datetime.now(UTC)
         lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
         async with self._redis() as redis:
-            raw = await store.due_entries(redis, start=now - self._grace, end=now + lookahead)
-        tasks = []
-        for item in raw:
+            ids = await store.due_ids(redis, start=now - self._grace, end=now + lookahead)
+            new = await store.entries_data(redis, [i for i in ids if i not in self._parsed])
+        known = dict(self._parsed)
+        for entry_id, data in new.items():
             try:
-                tasks.append(ScheduledTask.model_validate_json(item))
+                known[entry_id] = ScheduledTask.model_validate_json(data)
             except ValidationError:  # one bad entry must not stop every other schedule
-                logger.exception("skipping a malformed schedule entry: %.300s", item)
-        return tasks
+                logger.exception("skipping a malformed schedule entry: %.300s", data)
+        self._parsed = {i: known[i] for i in ids if i in known}
+        return list(self._parsed.values())
 
     async def pre_send(self, task: ScheduledTask) -> None:
-        async with self._redis() as redis:
-            outcome = await store.claim_fire(redis, task.schedule_id, owner=self._owner)
-            if outcome in ("inactive", "stale"):
+        outcome = await self._claims.submit(task.schedule_id)
+        if outcome in ("inactive", "stale"):
+            async with self._redis() as redis:
                 await schedules.drop_stale_entry(redis, task.schedule_id)
         if outcome == "claimed":
             metrics.fire_claimed_elsewhere(task.task_name)
@@ -104,7 +115,12 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         _, _, fire_ms = store.parse_schedule_id(task.schedule_id)
         metrics.fire_sent(task.task_name, lag=time.time() - fire_ms / 1000)
         async with self._redis() as redis:
+            await store.mark_sent(redis, task.schedule_id, owner=self._owner)
             await schedules.after_fire(redis, task.schedule_id, task_id=task.task_id)
+
+    async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
+        async with self._redis() as redis:
+            return await store.claim_fires(redis, entry_ids, owner=self._owner)
 
     async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
         """The send after a won claim raised: give the claim back and say whether to retry in

@@ -110,25 +110,58 @@ async def test_coalesced_interval_fire_keeps_the_grid(session: AsyncSession, red
     assert missed["count"] == 4  # 1, 2, 3 queued and 4 never queued; 5 is sent
 
 
-async def test_claimed_fires_count_as_sent_not_missed(session: AsyncSession, redis: Redis) -> None:
-    """A winner killed after sending 12:01 left its entry with a claim: dropped, not resent."""
+async def test_a_fire_sent_by_a_killed_winner_gets_its_fired_event(
+    session: AsyncSession, redis: Redis
+) -> None:
+    """The winner of 12:01 got RabbitMQ's confirm (claim `sent`) and died before its
+    bookkeeping: the entry is dropped, not resent, and its `fired` event written."""
     config = await every_minute(session, redis)
-    await redis.set(store.claim_key(config.id, store.to_ms(T0 + MINUTE)), "killed-replica")
+    await redis.set(store.claim_key(config.id, store.to_ms(T0 + MINUTE)), store.SENT + "a-replica")
     now = T0 + timedelta(minutes=1, seconds=20)
 
     await reconcile(redis, now=now, grace=GRACE, existing=all_exist)
 
     assert await fires(redis, config.id) == [T0 + n * MINUTE for n in (2, 3, 4)]
     assert (await store.read_state(redis, config.id)).next_run_at == T0 + 2 * MINUTE
+    [fired] = await events(redis, config.id, "fired")
+    assert fired["fire_at"] == (T0 + MINUTE).isoformat()
+    assert fired["task_id"] == schedules.fire_task_id(config.id, T0 + MINUTE)
     assert await events(redis, config.id, "missed") == []
+
+
+async def test_a_fire_claimed_but_unconfirmed_waits_out_the_grace_then_is_missed(
+    session: AsyncSession, redis: Redis
+) -> None:
+    """The winner of 12:01 died before RabbitMQ confirmed: within the grace it may still be
+    sending (or retrying), so the entry stays; past it, the fire is missed (never resent)."""
+    config = await every_minute(session, redis)
+    await redis.set(store.claim_key(config.id, store.to_ms(T0 + MINUTE)), "killed-replica")
+
+    await reconcile(
+        redis, now=T0 + timedelta(minutes=1, seconds=20), grace=GRACE, existing=all_exist
+    )
+    assert await fires(redis, config.id) == [T0 + n * MINUTE for n in (1, 2, 3, 4)]
+    assert (await store.read_state(redis, config.id)).next_run_at == T0 + 2 * MINUTE
+    assert await events(redis, config.id, "missed") == []
+
+    await reconcile(
+        redis, now=T0 + timedelta(minutes=2, seconds=5), grace=GRACE, existing=all_exist
+    )
+    assert T0 + MINUTE not in await fires(redis, config.id)
+    [missed] = await events(redis, config.id, "missed")
+    assert missed["count"] == 1
+    assert missed["first"] == missed["last"] == (T0 + MINUTE).isoformat()
+    assert "not known to be sent" in missed["reason"]
 
 
 async def test_the_newest_fire_already_sent_is_not_resent(
     session: AsyncSession, redis: Redis
 ) -> None:
-    """12:01 never went out, 12:02 did (claimed): nothing to coalesce, 12:01 is missed."""
+    """12:01 never went out, 12:02 did (claim `sent`): nothing to coalesce, 12:01 missed."""
     config = await every_minute(session, redis)
-    await redis.set(store.claim_key(config.id, store.to_ms(T0 + 2 * MINUTE)), "a-replica")
+    await redis.set(
+        store.claim_key(config.id, store.to_ms(T0 + 2 * MINUTE)), store.SENT + "a-replica"
+    )
     now = T0 + timedelta(minutes=2, seconds=20)
 
     await reconcile(redis, now=now, grace=GRACE, existing=all_exist)
@@ -206,17 +239,21 @@ async def test_a_config_missing_from_the_database_is_forgotten_on_the_second_pas
 async def test_after_fire_drops_a_claimed_past_entry_and_keeps_three_ahead(
     session: AsyncSession, redis: Redis
 ) -> None:
-    """Replica A sent 12:01 and died before post_send; B sends 12:02."""
+    """Replica A sent 12:01 (claim `sent`) and died before its bookkeeping; B sends 12:02."""
     config = await every_minute(session, redis)
     entries = await store.queued_entries(redis, config.id)
-    for _, fire in entries[:2]:
-        await redis.set(store.claim_key(config.id, store.to_ms(fire)), "a-replica")
+    await redis.set(
+        store.claim_key(config.id, store.to_ms(entries[0][1])), store.SENT + "a-replica"
+    )
+    await redis.set(store.claim_key(config.id, store.to_ms(entries[1][1])), "b-replica")
 
     now = T0 + 2 * MINUTE + timedelta(milliseconds=50)
     await schedules.after_fire(redis, entries[1][0], task_id="t", now=now)
 
     assert await fires(redis, config.id) == [T0 + n * MINUTE for n in (3, 4, 5)]
     assert (await store.read_state(redis, config.id)).next_run_at == T0 + 3 * MINUTE
+    fired = {e["fire_at"] for e in await events(redis, config.id, "fired")}
+    assert fired == {(T0 + MINUTE).isoformat(), (T0 + 2 * MINUTE).isoformat()}
 
 
 async def test_after_fire_keeps_an_unsent_past_entry_but_not_as_the_next_run(

@@ -106,8 +106,8 @@ async def _repair(
         if past:
             # A replica claiming one of these meanwhile makes this transaction start over.
             await pipe.watch(*[store.claim_key(config_id, store.to_ms(f)) for _, f in past])
-        sent = await store.claimed(pipe, config_id, [fire for _, fire in past])
-        unsent = [fire for (_, fire), was_sent in zip(past, sent, strict=True) if not was_sent]
+        claims = await store.claim_values(pipe, config_id, [fire for _, fire in past])
+        unsent, confirmed, abandoned, sending = _by_claim(past, claims, oldest=now - grace)
         plan = schedules.Plan.model_validate(state.plan)
         spec, task_type = plan.spec(), plan.task_name
         misfire = Misfire()
@@ -126,37 +126,94 @@ async def _repair(
         )
         coalesced = [misfire.coalesced] if misfire.coalesced else []
         pending = sorted(ahead + fresh + coalesced)
-        dropped = [entry_id for entry_id, fire in past if fire not in coalesced]
+        kept = sending | {entry_id for entry_id, _ in confirmed}
+        dropped = [
+            entry_id for entry_id, fire in past if fire not in coalesced and entry_id not in kept
+        ]
         queued_fires = {fire for _, fire in entries}
         to_queue = fresh + [fire for fire in coalesced if fire not in queued_fires]
         unchanged = pending and pending[0] == state.next_run_at
-        if unchanged and not (dropped or to_queue or misfire.missed):
+        if unchanged and not (dropped or to_queue or misfire.missed or confirmed):
             return
-        missed = misfire.missed
+        missed = misfire.missed + [fire for _, fire in abandoned]
         pipe.multi()
         for entry_id in dropped:
             store.queue_entry_removal(pipe, config_id, entry_id)
+        for entry_id, fire in confirmed:
+            schedules.queue_catch_up_fired(pipe, config_id, entry_id, fire)
         schedules.queue_fires(pipe, config_id, state, to_queue)
-        if misfire.missed:
-            history.queue_append(
-                pipe, config_id, "missed", at=now, count=len(misfire.missed),
-                first=misfire.missed[0].isoformat(), last=misfire.missed[-1].isoformat(),
-                **({"count_capped": True} if misfire.capped else {}),
-            )  # fmt: skip
-            logger.warning(
-                "config %s: %d fires missed (%s .. %s)%s",
-                config_id, len(misfire.missed), misfire.missed[0], misfire.missed[-1],
-                f", the newest coalesced into {misfire.coalesced}" if misfire.coalesced else "",
-            )  # fmt: skip
-        if pending:
-            store.queue_state(pipe, config_id, replace(state, next_run_at=pending[0]))
-        else:
-            store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
-            history.queue_append(pipe, config_id, "completed", at=now)
+        _queue_missed(pipe, config_id, now=now, misfire=misfire, abandoned=abandoned)
+        _queue_next(pipe, config_id, state, pending, now=now, sending=bool(sending))
 
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
     if missed:  # counted once the transaction went through (a WATCH conflict re-runs `write`)
         metrics.fires_were_missed(task_type, len(missed))
+
+
+Entries = list[tuple[str, datetime]]
+
+
+def _queue_next(
+    pipe: Pipeline,
+    config_id: int,
+    state: ScheduleState,
+    pending: list[datetime],
+    *,
+    now: datetime,
+    sending: bool,
+) -> None:
+    if pending:
+        store.queue_state(pipe, config_id, replace(state, next_run_at=pending[0]))
+    elif not sending:  # a fire still being sent may yet queue the next one
+        store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
+        history.queue_append(pipe, config_id, "completed", at=now)
+
+
+def _queue_missed(
+    pipe: Pipeline, config_id: int, *, now: datetime, misfire: "Misfire", abandoned: Entries
+) -> None:
+    """One `missed` event for the fires a dead sender claimed, one for those nobody sent."""
+    if abandoned:
+        history.queue_append(
+            pipe, config_id, "missed", at=now, count=len(abandoned),
+            first=abandoned[0][1].isoformat(), last=abandoned[-1][1].isoformat(),
+            reason="claimed by a scheduler that stopped before RabbitMQ confirmed it: "
+            "not known to be sent, and never sent again",
+        )  # fmt: skip
+    if misfire.missed:
+        history.queue_append(
+            pipe, config_id, "missed", at=now, count=len(misfire.missed),
+            first=misfire.missed[0].isoformat(), last=misfire.missed[-1].isoformat(),
+            **({"count_capped": True} if misfire.capped else {}),
+        )  # fmt: skip
+        logger.warning(
+            "config %s: %d fires missed (%s .. %s)%s",
+            config_id, len(misfire.missed), misfire.missed[0], misfire.missed[-1],
+            f", the newest coalesced into {misfire.coalesced}" if misfire.coalesced else "",
+        )  # fmt: skip
+
+
+def _by_claim(
+    past: Entries, claims: list[str | None], *, oldest: datetime
+) -> tuple[list[datetime], Entries, Entries, set[str]]:
+    """Past entries by their claim: unclaimed (their fire times); `sent` (its sender died
+    before the bookkeeping: catch up its `fired`); a replica's name past the grace (its
+    sender died before RabbitMQ confirmed: not known sent, never sent again, so missed); a
+    replica's name within the grace (still being sent, or retried: left alone)."""
+    unsent: list[datetime] = []
+    confirmed: Entries = []
+    abandoned: Entries = []
+    sending: set[str] = set()
+    for (entry_id, fire), claim in zip(past, claims, strict=True):
+        if claim is None:
+            unsent.append(fire)
+        elif store.is_sent(claim):
+            confirmed.append((entry_id, fire))
+        elif fire < oldest:
+            abandoned.append((entry_id, fire))
+        else:
+            sending.add(entry_id)
+    return unsent, confirmed, abandoned, sending
 
 
 @dataclass(frozen=True)

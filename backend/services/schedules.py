@@ -94,6 +94,12 @@ def occurrences(
     return fires
 
 
+def fire_task_id(config_id: int, fire_at: datetime) -> str:
+    """The task id of a scheduled run: one per (config, fire time), so a duplicate send of a
+    fire could never make a second record."""
+    return f"s{config_id}-{store.to_ms(fire_at)}"
+
+
 def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
     entry_id = store.schedule_id(config_id, generation, fire_at)
     task = ScheduledTask(
@@ -102,7 +108,7 @@ def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tu
         args=[],
         kwargs=plan.kwargs,
         # One task id per fire: even a duplicate send could only ever make one record.
-        task_id=f"s{config_id}-{store.to_ms(fire_at)}",
+        task_id=fire_task_id(config_id, fire_at),
         schedule_id=entry_id,
         time=fire_at,
     )
@@ -214,14 +220,24 @@ async def forget(redis: Redis, config_id: int) -> None:
     await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
 
 
+def queue_catch_up_fired(pipe: Pipeline, config_id: int, entry_id: str, fire_at: datetime) -> None:
+    """A fire known sent whose sender died before its bookkeeping: drop it, say it fired."""
+    store.queue_entry_removal(pipe, config_id, entry_id)
+    history.queue_append(
+        pipe, config_id, "fired", fire_at=fire_at.isoformat(),
+        task_id=fire_task_id(config_id, fire_at), recorded_by="reconcile",
+    )  # fmt: skip
+
+
 async def after_fire(
     redis: Redis, entry_id: str, *, task_id: str | None = None, now: datetime | None = None
 ) -> None:
     """Called once the claimed entry was sent: drop it, queue the following occurrence.
 
     Only entries still ahead count as queued: a past entry is either claimed (sent by a
-    scheduler that died before this point: dropped here) or still to be sent (a retry, or a
-    misfire reconcile settles), and neither is a next run."""
+    scheduler that died before its bookkeeping: its `fired` event is written here; or still
+    being sent, or never sent by one that died: reconcile settles it) or still to be sent (a
+    retry, or a misfire reconcile settles), and neither is a next run."""
     config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
     fire_at = store.from_ms(fire_ms)
 
@@ -232,14 +248,20 @@ async def after_fire(
         rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
         others = [(other, store.from_ms(score)) for other, score in rows if other != entry_id]
         past = [(other, fire) for other, fire in others if fire <= now]
-        sent = await store.claimed(pipe, config_id, [fire for _, fire in past])
-        pending = [fire for (_, fire), was_sent in zip(past, sent, strict=True) if not was_sent]
+        claims = await store.claim_values(pipe, config_id, [fire for _, fire in past])
+        pending = [fire for (_, fire), claim in zip(past, claims, strict=True) if claim is None]
+        # Whoever drops the entry writes its `fired` event: a replica's after_fire or a
+        # reconcile may have caught up on this one already (both WATCH the entries).
+        caught_up = all(other != entry_id for other, _ in rows)
         pipe.multi()
         store.queue_entry_removal(pipe, config_id, entry_id)
-        for (other, _), was_sent in zip(past, sent, strict=True):
-            if was_sent:
-                store.queue_entry_removal(pipe, config_id, other)
-        history.queue_append(pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id)
+        if not caught_up:
+            history.queue_append(
+                pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id
+            )
+        for (other, other_fire), claim in zip(past, claims, strict=True):
+            if store.is_sent(claim):
+                queue_catch_up_fired(pipe, config_id, other, other_fire)
         if state.generation != generation or state.status != "active":
             return
         ahead = sorted(fire for _, fire in others if fire > now)

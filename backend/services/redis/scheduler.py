@@ -8,7 +8,8 @@ Keys (all on the configured prefix):
   lays out its data keys (JSON ScheduledTask)
 - `schedule:due` sorted set schedule_id -> fire time, read by the scheduler each second
 - `schedule:config:{id}` sorted set of that config's queued schedule ids -> fire time
-- `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending
+- `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending;
+  its value is the claimer, replaced by `sent|<claimer>` once RabbitMQ has the message
 
 A schedule id is `{config_id}:{generation}:{fire_ts_ms}`: a new generation on every action
 makes entries still held in a scheduler's memory stale, so they are never sent.
@@ -28,6 +29,7 @@ Status = Literal["inactive", "active", "paused", "completed"]
 STATUSES: tuple[Status, ...] = ("inactive", "active", "paused", "completed")
 INDEXED_STATUSES: tuple[Status, ...] = ("active", "paused", "completed")
 CLAIM_TTL_SECONDS = 24 * 3600
+SENT = "sent|"  # prefixes a claim's value once its message is in RabbitMQ
 
 
 def state_key(config_id: int) -> str:
@@ -179,12 +181,23 @@ async def queued_entries(redis: Redis, config_id: int) -> list[tuple[str, dateti
     return [(entry_id, from_ms(score)) for entry_id, score in rows]
 
 
+async def due_ids(redis: Redis, *, start: datetime, end: datetime) -> list[str]:
+    """Ids of the entries whose fire time lies in [start, end]."""
+    return await redis.zrangebyscore(due_key(), to_ms(start), to_ms(end))
+
+
+async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
+    """Serialized entries by id; an id whose entry is gone is left out."""
+    if not ids:
+        return {}
+    found = await redis.mget([data_key(i) for i in ids])
+    return {i: data for i, data in zip(ids, found, strict=True) if data}
+
+
 async def due_entries(redis: Redis, *, start: datetime, end: datetime) -> list[str]:
     """Serialized entries whose fire time lies in [start, end]."""
-    ids = await redis.zrangebyscore(due_key(), to_ms(start), to_ms(end))
-    if not ids:
-        return []
-    return [data for data in await redis.mget([data_key(i) for i in ids]) if data]
+    ids = await due_ids(redis, start=start, end=end)
+    return list((await entries_data(redis, ids)).values())
 
 
 _CLAIM = """
@@ -198,10 +211,38 @@ return 'claimed'
 
 async def claim_fire(redis: Redis, entry_id: str, *, owner: str) -> str:
     """Atomically check the entry is current and claim its fire: ok|inactive|stale|claimed."""
-    config_id, generation, fire_ms = parse_schedule_id(entry_id)
-    keys = [state_key(config_id), claim_key(config_id, fire_ms)]
-    result = await redis.eval(_CLAIM, 2, *keys, generation, CLAIM_TTL_SECONDS, owner)
-    return str(result)
+    return (await claim_fires(redis, [entry_id], owner=owner))[0]
+
+
+async def claim_fires(redis: Redis, entry_ids: list[str], *, owner: str) -> list[str]:
+    """`claim_fire` for many entries in one round trip (each claim is atomic on its own)."""
+    script = redis.register_script(_CLAIM)
+    async with redis.pipeline(transaction=False) as pipe:
+        for entry_id in entry_ids:
+            config_id, generation, fire_ms = parse_schedule_id(entry_id)
+            keys = [state_key(config_id), claim_key(config_id, fire_ms)]
+            await script(keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner], client=pipe)
+        return [str(result) for result in await pipe.execute()]
+
+
+async def mark_sent(redis: Redis, entry_id: str, *, owner: str) -> None:
+    """Note on the claim that its message reached RabbitMQ: a scheduler killed after this is
+    known to have sent the fire, one killed before it is not."""
+    config_id, _, fire_ms = parse_schedule_id(entry_id)
+    await redis.set(claim_key(config_id, fire_ms), SENT + owner, xx=True, keepttl=True)
+
+
+def is_sent(claim: str | None) -> bool:
+    return claim is not None and claim.startswith(SENT)
+
+
+async def claim_values(
+    redis: Redis | Pipeline, config_id: int, fires: list[datetime]
+) -> list[str | None]:
+    """Per fire: None (unclaimed), `sent|<replica>`, or the name of the replica sending it."""
+    if not fires:
+        return []
+    return list(await redis.mget([claim_key(config_id, to_ms(fire)) for fire in fires]))
 
 
 async def claimed(redis: Redis | Pipeline, config_id: int, fires: list[datetime]) -> list[bool]:

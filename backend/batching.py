@@ -1,0 +1,57 @@
+"""Gather calls made close together into one batch: one Redis round trip for many sends.
+
+The taskiq scheduler sends every due task in its own asyncio task, all created in one loop
+iteration; each calls `submit`, and the first one starts a flusher that runs once those
+tasks have all submitted, then again for whatever arrived while it ran.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    def __init__(
+        self,
+        run: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        max_size: int,
+    ) -> None:
+        self._run = run
+        self._max_size = max_size
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the sends started in the same tick submit first
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_size]
+                del self._pending[: self._max_size]
+                await self._run_batch(batch)
+        finally:
+            self._flusher = None
+
+    async def _run_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+        except BaseException as exc:  # every caller in the batch gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)

@@ -1,0 +1,28 @@
+"""The peer: the stock taskiq scheduler on taskiq-redis's ListRedisScheduleSource.
+
+`taskiq scheduler bench.stock_scheduler:scheduler --skip-first-run`: cron entries held in
+memory, no claims, no next-run bookkeeping. It sends through Taskhub's own broker settings
+(classic queue with x-max-priority 9, persistent messages), so only the scheduler differs.
+"""
+
+import os
+
+from taskiq import TaskiqScheduler
+from taskiq.serializers import JSONSerializer
+from taskiq_redis import ListRedisScheduleSource
+
+from backend.broker import broker
+
+PREFIX_VARIABLE = "BENCH_STOCK_PREFIX"
+
+
+def build_source() -> ListRedisScheduleSource:
+    return ListRedisScheduleSource(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        prefix=os.environ.get(PREFIX_VARIABLE, "bench-stock"),
+        serializer=JSONSerializer(),
+        skip_past_schedules=True,
+    )
+
+
+scheduler = TaskiqScheduler(broker=broker, sources=[build_source()])
