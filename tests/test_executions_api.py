@@ -262,3 +262,20 @@ async def test_a_run_is_sent_with_its_labels_and_priority(
     assert labels == {"config_id": str(config.id), "trigger": "manual", "timeout": "42",
                       "max_retries": "3"}  # fmt: skip
     await live_runs.forget(redis, queued.task_id)
+
+
+async def test_a_sent_scheduled_run_reads_as_queued_until_a_worker_starts_it(
+    client: httpx.AsyncClient, session: AsyncSession, redis: Redis, superuser_headers: dict
+) -> None:
+    config = await create_config(session)
+    fire_at = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    task_id = schedules.fire_task_id(config.id, fire_at)
+    url = f"/api/v1/tasks/executions/{task_id}"
+    assert (await client.get(url, headers=superuser_headers)).status_code == 404
+    claim = schedule_state.claim_key(config.id, schedule_state.to_ms(fire_at))
+    await redis.set(claim, schedule_state.SENT + "a-replica", ex=60)
+    response = await client.get(url, headers=superuser_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["state"], body["trigger"], body["config_id"]) == ("queued", "scheduled", config.id)
+    assert datetime.fromisoformat(body["queued_at"]) == fire_at

@@ -29,7 +29,7 @@ from backend.schemas.executions import (
     SystemStatus,
     Trigger,
 )
-from backend.services import executions, runs
+from backend.services import executions, runs, schedules
 from backend.services import status as system_status
 from backend.services.redis import timeout as live_runs
 
@@ -132,7 +132,7 @@ async def get_execution(
 ) -> ExecutionRead | LiveRunRead:
     # Live state first: a run's record is written before its live entry is removed, so a run
     # absent from Redis here is either recorded by the time we read the database, or unknown.
-    live = await live_runs.get(redis, task_id)
+    live = await live_runs.get(redis, task_id) or await schedules.sent_fire(redis, task_id)
     record = await executions.get_by_task_id(session, task_id=task_id)
     if record is not None:
         return ExecutionRead.model_validate(record)
