@@ -3,6 +3,9 @@
 The taskiq scheduler sends every due task in its own asyncio task, all created in one loop
 iteration; each calls `submit`, and the first one starts a flusher that runs once those
 tasks have all submitted, then again for whatever arrived while it ran.
+
+With `quiet`, each batch waits until no item arrived for that long (at most `max_wait`):
+work that can wait (bookkeeping after a send) then leaves the CPU to a burst of sends.
 """
 
 import asyncio
@@ -19,9 +22,13 @@ class Batcher(Generic[T, R]):
         run: Callable[[list[T]], Awaitable[list[R]]],
         *,
         max_size: int,
+        quiet: float = 0.0,
+        max_wait: float = 0.0,
     ) -> None:
         self._run = run
         self._max_size = max_size
+        self._quiet = quiet
+        self._max_wait = max_wait
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -36,11 +43,22 @@ class Batcher(Generic[T, R]):
         await asyncio.sleep(0)  # the sends started in the same tick submit first
         try:
             while self._pending:
+                await self._settle()
                 batch = self._pending[: self._max_size]
                 del self._pending[: self._max_size]
                 await self._run_batch(batch)
         finally:
             self._flusher = None
+
+    async def _settle(self) -> None:
+        if not self._quiet:
+            return
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._max_wait
+        seen = -1
+        while len(self._pending) != seen and loop.time() < give_up:
+            seen = len(self._pending)
+            await asyncio.sleep(self._quiet)
 
     async def _run_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -9,7 +9,8 @@ with its data-key layout and JSON serializer, indexed by fire time instead of by
 - the claims of the sends started together (a minute boundary can bring thousands) go to
   Redis in one pipeline per batch;
 - post_send marks the claim `sent` at once (reconcile tells a dead sender's sent fires from
-  its unconfirmed ones by that), then drops the entry and queues the following occurrence;
+  its unconfirmed ones by that; one pipeline per batch), then, once the burst of sends has
+  passed, drops the entry and queues the following occurrence;
 - send_failed (called by backend.scheduler when the publish raised) gives the claim back;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
@@ -43,7 +44,8 @@ from backend.services.schedule_reconcile import SETTLE, reconcile
 
 logger = logging.getLogger(__name__)
 
-CLAIM_BATCH_SIZE = 1000  # claims per Redis pipeline
+CLAIM_BATCH_SIZE = 1000  # claims (and sent marks) per Redis pipeline
+AFTER_FIRE_CONCURRENCY = 20  # after_fire transactions in flight at once, each on a connection
 
 
 class TaskhubScheduleSource(ListRedisScheduleSource):
@@ -63,6 +65,13 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         self._sessionmaker = create_sessionmaker(self._engine)
         self._parsed: dict[str, ScheduledTask] = {}
         self._claims = Batcher(self._claim_batch, max_size=CLAIM_BATCH_SIZE)
+        self._marks = Batcher(self._mark_batch, max_size=CLAIM_BATCH_SIZE)
+        # The bookkeeping after a send waits for the burst of sends to pass (10 s at most),
+        # so a minute boundary's thousands of publishes are not slowed by it: the next
+        # QUEUE_DEPTH - 1 fires of each schedule are queued already.
+        self._bookkeeping = Batcher(
+            self._after_fire_batch, max_size=CLAIM_BATCH_SIZE, quiet=0.05, max_wait=10.0
+        )
 
     def _redis(self) -> Redis:
         return Redis(connection_pool=self._connection_pool)
@@ -114,13 +123,27 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
     async def post_send(self, task: ScheduledTask) -> None:
         _, _, fire_ms = store.parse_schedule_id(task.schedule_id)
         metrics.fire_sent(task.task_name, lag=time.time() - fire_ms / 1000)
-        async with self._redis() as redis:
-            await store.mark_sent(redis, task.schedule_id, owner=self._owner)
-            await schedules.after_fire(redis, task.schedule_id, task_id=task.task_id)
+        await self._marks.submit(task.schedule_id)
+        await self._bookkeeping.submit((task.schedule_id, task.task_id))
 
     async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
         async with self._redis() as redis:
             return await store.claim_fires(redis, entry_ids, owner=self._owner)
+
+    async def _mark_batch(self, entry_ids: list[str]) -> list[None]:
+        async with self._redis() as redis:
+            await store.mark_sent(redis, entry_ids, owner=self._owner)
+        return [None] * len(entry_ids)
+
+    async def _after_fire_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
+        for start in range(0, len(sent), AFTER_FIRE_CONCURRENCY):
+            chunk = sent[start : start + AFTER_FIRE_CONCURRENCY]
+            await asyncio.gather(*(self._after_fire(entry, task_id) for entry, task_id in chunk))
+        return [None] * len(sent)
+
+    async def _after_fire(self, entry_id: str, task_id: str | None) -> None:
+        async with self._redis() as redis:
+            await schedules.after_fire(redis, entry_id, task_id=task_id)
 
     async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
         """The send after a won claim raised: give the claim back and say whether to retry in

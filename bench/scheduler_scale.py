@@ -4,7 +4,7 @@ A send counts when its message reaches RabbitMQ: the bench consumes the schedule
 (no worker runs) and notes each message's arrival; Taskhub's messages carry their fire time
 as the `fire_at` label. First the peer (the stock `taskiq scheduler` on taskiq-redis's
 ListRedisScheduleSource, N cron entries) for one boundary, then Taskhub
-(`taskiq scheduler backend.scheduler:scheduler --update-interval 1`, one process) for
+(`taskiq scheduler backend.scheduler:scheduler --update-interval 0`, one process) for
 BOUNDARIES consecutive boundaries, with its CPU seconds per minute and its RSS after.
 """
 
@@ -33,7 +33,7 @@ LEAD_SECONDS = 15  # the peer needs this long to start before its boundary
 CPU_BEFORE = 20  # a minute of CPU is measured from 20 s before a boundary to 40 s after
 TASKHUB_SCHEDULER = [
     "taskiq", "scheduler", "backend.scheduler:scheduler",
-    "--update-interval", "1", "--no-configure-logging",
+    "--update-interval", "0", "--no-configure-logging",
 ]  # fmt: skip
 STOCK_SCHEDULER = ["taskiq", "scheduler", "bench.stock_scheduler:scheduler", "--skip-first-run"]
 
@@ -229,14 +229,15 @@ def render(n: int, ours: TaskhubResult, peer: StockResult) -> str:
             f" median {statistics.median(ours.cpu_per_minute):.1f} s.",
             f"- RSS after the run: Taskhub scheduler {ours.rss_mib:.0f} MiB,"
             f" stock scheduler {peer.rss_mib:.0f} MiB.",
-            "- Taskhub: `taskiq scheduler backend.scheduler:scheduler --update-interval 1`"
+            "- Taskhub: `taskiq scheduler backend.scheduler:scheduler --update-interval 0`"
             " (claims, `fired` events, next fires queued). Stock: `taskiq scheduler"
             " bench.stock_scheduler:scheduler --skip-first-run` (default update interval,"
             " entries in memory, no claims), same broker settings.",
             "- Profile (py-spy, 10,000 configs): before batching, the per-fire claim (one"
             " EVAL) and post-send (a WATCH transaction of 4 round trips) cost 1.4 ms a fire"
             " (8.8 s for the burst, 2.1x the stock scheduler); now one claim pipeline and one"
-            " deferred post-send transaction per 1,000 fires. What remains is the send itself,"
+            " sent-mark pipeline per 1,000 fires, and the post-send transactions wait until the"
+            " burst of sends has passed (20 at a time). What remains is the send itself,"
             " the same code as the stock scheduler's: taskiq-aio-pika's kick (a new"
             " RobustExchange per publish, pamqp marshalling, one socket write per frame),"
             " about 0.3 ms a message on this machine.",

@@ -225,11 +225,14 @@ async def claim_fires(redis: Redis, entry_ids: list[str], *, owner: str) -> list
         return [str(result) for result in await pipe.execute()]
 
 
-async def mark_sent(redis: Redis, entry_id: str, *, owner: str) -> None:
-    """Note on the claim that its message reached RabbitMQ: a scheduler killed after this is
-    known to have sent the fire, one killed before it is not."""
-    config_id, _, fire_ms = parse_schedule_id(entry_id)
-    await redis.set(claim_key(config_id, fire_ms), SENT + owner, xx=True, keepttl=True)
+async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> None:
+    """Note on the claims that their messages reached RabbitMQ: a scheduler killed after
+    this is known to have sent the fire, one killed before it is not."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for entry_id in entry_ids:
+            config_id, _, fire_ms = parse_schedule_id(entry_id)
+            pipe.set(claim_key(config_id, fire_ms), SENT + owner, xx=True, keepttl=True)
+        await pipe.execute()
 
 
 def is_sent(claim: str | None) -> bool:
