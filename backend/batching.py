@@ -39,6 +39,11 @@ class Batcher(Generic[T, R]):
             self._flusher = asyncio.create_task(self._flush())
         return await future
 
+    async def drain(self) -> None:
+        """Wait until every item submitted so far has been run (on shutdown)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # the sends started in the same tick submit first
         try:

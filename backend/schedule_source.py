@@ -87,6 +87,9 @@ class TaskhubScheduleSource(ListRedisScheduleSource):
         self._reconciler = asyncio.create_task(self._reconcile_forever())
 
     async def shutdown(self) -> None:
+        # Sends already made still get their bookkeeping (fired event, next fire queued).
+        for batcher in (self._claims, self._marks, self._bookkeeping):
+            await batcher.drain()
         if self._reconciler is not None:
             self._reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
