@@ -44,6 +44,7 @@ fuzz: $(STAMP) services
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy backend
 	scripts/check-compose.sh
 
 format: $(STAMP)

@@ -7,6 +7,7 @@ entry queued by start/resume could reach memory a tick after its fire time."""
 import asyncio
 import itertools
 import logging
+from typing import Any
 
 from taskiq import ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.exceptions import ScheduledTaskCancelledError
@@ -47,7 +48,7 @@ class TaskhubScheduler(TaskiqScheduler):
             return
 
     async def _send(self, task: ScheduledTask) -> None:
-        kicker = AsyncKicker(task.task_name, self.broker, task.labels)
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(task.task_name, self.broker, task.labels)
         await (
             kicker.with_labels(schedule_id=task.schedule_id)
             .with_task_id(task_id=task.task_id)

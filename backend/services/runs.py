@@ -35,6 +35,8 @@ from backend.tasks import registry
 
 logger = logging.getLogger(__name__)
 
+_SEND_FAILURES: tuple[type[Exception], ...] = (StoreUnavailable, *UNAVAILABLE_ERRORS)
+
 
 @dataclass(frozen=True)
 class QueuedRun:
@@ -168,7 +170,7 @@ async def kick_many(
             )
         except InvalidInput as exc:
             items.append(BatchItem(config_id, error=exc))
-        except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
+        except _SEND_FAILURES as exc:
             if not any(item.run for item in items):
                 raise  # nothing sent: the whole batch is a 503, safe to retry as a whole
             # Runs sent before the failure are running: their ids must reach the caller.

@@ -94,13 +94,12 @@ async def _repair(
     async def write(pipe: Pipeline) -> None:
         nonlocal missed, task_type
         missed = []
-        state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
+        state = await store.read_state(pipe, config_id)
         if state.status != "active" or state.plan is None:
             # Not written by a schedule action (they always store the plan): nothing to fire.
             logger.warning("reconcile: config %s is %s without a plan", config_id, state.status)
             return
-        rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
-        entries = [(entry_id, store.from_ms(score)) for entry_id, score in rows]
+        entries = await store.queued_entries(pipe, config_id)
         past = [(entry_id, fire) for entry_id, fire in entries if fire <= cutoff]
         ahead = [fire for _, fire in entries if fire > cutoff]
         if past:

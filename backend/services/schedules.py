@@ -49,7 +49,9 @@ EVENTS = {
 }
 
 
-class Plan(BaseModel):
+# pydantic's mypy plugin clashes with a field named like its __init__'s **kwargs; the name is
+# part of the plans stored in Redis, so it stays.
+class Plan(BaseModel):  # type: ignore[no-redef]
     """What the scheduler needs to fire a config without the database."""
 
     scheduler_type: str
@@ -160,7 +162,7 @@ async def _rebuild(
 
     async def write(pipe: Pipeline) -> None:
         nonlocal written
-        old = await pipe.zrange(store.config_entries_key(config_id), 0, -1)
+        old = await store.queued_ids(pipe, config_id)
         fires: list[datetime] = []
         if target.status == "active" and target.plan is not None:
             spec = Plan.model_validate(target.plan).spec()
@@ -239,7 +241,7 @@ async def forget(redis: Redis, config_id: int) -> None:
     """Remove a deleted config's queued entries and schedule state (its history stays)."""
 
     async def write(pipe: Pipeline) -> None:
-        old = await pipe.zrange(store.config_entries_key(config_id), 0, -1)
+        old = await store.queued_ids(pipe, config_id)
         pipe.multi()
         for entry_id in old:
             store.queue_entry_removal(pipe, config_id, entry_id)
@@ -272,15 +274,15 @@ async def after_fire(
     now = now or datetime.now(UTC)
 
     async def write(pipe: Pipeline) -> None:
-        state = ScheduleState.from_hash(await pipe.hgetall(store.state_key(config_id)))
-        rows = await pipe.zrange(store.config_entries_key(config_id), 0, -1, withscores=True)
-        others = [(other, store.from_ms(score)) for other, score in rows if other != entry_id]
+        state = await store.read_state(pipe, config_id)
+        queued = await store.queued_entries(pipe, config_id)
+        others = [(other, fire) for other, fire in queued if other != entry_id]
         past = [(other, fire) for other, fire in others if fire <= now]
         claims = await store.claim_values(pipe, config_id, [fire for _, fire in past])
         pending = [fire for (_, fire), claim in zip(past, claims, strict=True) if claim is None]
         # Whoever drops the entry writes its `fired` event: a replica's after_fire or a
         # reconcile may have caught up on this one already (both WATCH the entries).
-        caught_up = all(other != entry_id for other, _ in rows)
+        caught_up = all(other != entry_id for other, _ in queued)
         pipe.multi()
         store.queue_entry_removal(pipe, config_id, entry_id)
         if not caught_up:

@@ -16,9 +16,10 @@ makes entries still held in a scheduler's memory stale, so they are never sent.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -122,8 +123,14 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-async def read_state(redis: Redis, config_id: int) -> ScheduleState:
-    return ScheduleState.from_hash(await redis.hgetall(state_key(config_id)))
+# The client decodes responses (str, never bytes); redis-py's annotations cover both, so the
+# few reads here say what they return once, with a cast.
+
+
+async def read_state(redis: Redis | Pipeline, config_id: int) -> ScheduleState:
+    """Also inside a WATCHed pipeline before MULTI, where commands run at once."""
+    fields = cast(dict[str, str], await redis.hgetall(state_key(config_id)))
+    return ScheduleState.from_hash(fields)
 
 
 async def read_states(redis: Redis, config_ids: list[int]) -> dict[int, ScheduleState]:
@@ -141,7 +148,7 @@ def queue_state(pipe: Pipeline, config_id: int, state: ScheduleState) -> None:
     """Write the state hash and move the id into its status set, in the caller's pipeline.
 
     The hash stays for an inactive config: its generation must keep counting up."""
-    pipe.hset(state_key(config_id), mapping=state.to_hash())
+    pipe.hset(state_key(config_id), mapping=cast(Mapping[Any, Any], state.to_hash()))
     for status in INDEXED_STATUSES:
         if status == state.status:
             pipe.sadd(status_set_key(status), config_id)
@@ -175,22 +182,29 @@ def queue_entry_removal(pipe: Pipeline, config_id: int, entry_id: str) -> None:
     pipe.zrem(config_entries_key(config_id), entry_id)
 
 
-async def queued_entries(redis: Redis, config_id: int) -> list[tuple[str, datetime]]:
+async def queued_entries(redis: Redis | Pipeline, config_id: int) -> list[tuple[str, datetime]]:
     """The config's queued entries, oldest fire first."""
-    rows = await redis.zrange(config_entries_key(config_id), 0, -1, withscores=True)
+    rows = cast(
+        list[tuple[str, float]],
+        await redis.zrange(config_entries_key(config_id), 0, -1, withscores=True),
+    )
     return [(entry_id, from_ms(score)) for entry_id, score in rows]
+
+
+async def queued_ids(redis: Redis | Pipeline, config_id: int) -> list[str]:
+    return cast(list[str], await redis.zrange(config_entries_key(config_id), 0, -1))
 
 
 async def due_ids(redis: Redis, *, start: datetime, end: datetime) -> list[str]:
     """Ids of the entries whose fire time lies in [start, end]."""
-    return await redis.zrangebyscore(due_key(), to_ms(start), to_ms(end))
+    return cast(list[str], await redis.zrangebyscore(due_key(), to_ms(start), to_ms(end)))
 
 
 async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
     """Serialized entries by id; an id whose entry is gone is left out."""
     if not ids:
         return {}
-    found = await redis.mget([data_key(i) for i in ids])
+    found = cast(list[str | None], await redis.mget([data_key(i) for i in ids]))
     return {i: data for i, data in zip(ids, found, strict=True) if data}
 
 
@@ -245,7 +259,8 @@ async def claim_values(
     """Per fire: None (unclaimed), `sent|<replica>`, or the name of the replica sending it."""
     if not fires:
         return []
-    return list(await redis.mget([claim_key(config_id, to_ms(fire)) for fire in fires]))
+    keys = [claim_key(config_id, to_ms(fire)) for fire in fires]
+    return cast(list[str | None], await redis.mget(keys))
 
 
 async def claimed(redis: Redis | Pipeline, config_id: int, fires: list[datetime]) -> list[bool]:
