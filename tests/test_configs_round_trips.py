@@ -1,6 +1,6 @@
 """Listing a page costs the same SQL statements and Redis round trips for 1 or 100 configs."""
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +62,46 @@ def counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTri
         monkeypatch.undo()
 
 
+async def seed_configs(session: AsyncSession, tag: str, count: int) -> list[TaskConfig]:
+    configs = [
+        TaskConfig(
+            name=f"{tag}-{i:03}",
+            task_type="demo.sleep",
+            scheduler_type="manual",
+            schedule_config={},
+            parameters={},
+        )
+        for i in range(count)
+    ]
+    session.add_all(configs)
+    await session.commit()
+    return configs
+
+
+def page_lister(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    **params: str,
+) -> Callable[[int], Awaitable[tuple[RoundTrips, dict]]]:
+    """Lists one page while counting its round trips (after a warm-up request: the first
+    request of a session also loads the user)."""
+    warm = False
+
+    async def list_page(limit: int) -> tuple[RoundTrips, dict]:
+        nonlocal warm
+        if not warm:
+            await client.get(CONFIGS, params={"limit": 1}, headers=headers)
+            warm = True
+        with counting(app, monkeypatch) as trips:
+            response = await client.get(CONFIGS, params={**params, "limit": limit}, headers=headers)
+        assert response.status_code == 200
+        return trips, response.json()
+
+    return list_page
+
+
 async def test_a_page_of_100_costs_what_a_page_of_1_costs(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -71,29 +111,10 @@ async def test_a_page_of_100_costs_what_a_page_of_1_costs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tag = unique("trips")
-    configs = [
-        TaskConfig(
-            name=f"{tag}-{i:03}",
-            task_type="demo.sleep",
-            scheduler_type="manual",
-            schedule_config={},
-            parameters={},
-        )
-        for i in range(100)
-    ]
-    session.add_all(configs)
-    await session.commit()
+    configs = await seed_configs(session, tag, 100)
     await schedule_state.set_state(redis, configs[0].id, schedule_state.ScheduleState("active"))
+    list_page = page_lister(app, client, superuser_headers, monkeypatch, search=tag)
 
-    async def list_page(limit: int) -> tuple[RoundTrips, dict]:
-        with counting(app, monkeypatch) as trips:
-            params = {"search": tag, "limit": limit}
-            response = await client.get(CONFIGS, params=params, headers=superuser_headers)
-        assert response.status_code == 200
-        return trips, response.json()
-
-    # Warm the user cache first: the first request of a session also loads the user.
-    await client.get(CONFIGS, params={"limit": 1}, headers=superuser_headers)
     one, small = await list_page(1)
     hundred, large = await list_page(100)
 
@@ -120,27 +141,11 @@ async def test_stats_for_a_page_cost_one_statement_whatever_its_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tag = unique("trips-stats")
-    configs = [
-        TaskConfig(
-            name=f"{tag}-{i:03}",
-            task_type="demo.sleep",
-            scheduler_type="manual",
-            schedule_config={},
-            parameters={},
-        )
-        for i in range(30)
-    ]
-    session.add_all(configs)
-    await session.commit()
+    await seed_configs(session, tag, 30)
+    list_page = page_lister(
+        app, client, superuser_headers, monkeypatch, search=tag, include_stats="true"
+    )
 
-    async def list_page(limit: int) -> tuple[RoundTrips, dict]:
-        with counting(app, monkeypatch) as trips:
-            params = {"search": tag, "limit": limit, "include_stats": "true"}
-            response = await client.get(CONFIGS, params=params, headers=superuser_headers)
-        assert response.status_code == 200
-        return trips, response.json()
-
-    await client.get(CONFIGS, params={"limit": 1}, headers=superuser_headers)  # warm cache
     one, small = await list_page(1)
     assert len(small["items"]) == 1
     thirty, large = await list_page(30)

@@ -41,10 +41,16 @@ def cap_result(value: Any, *, max_bytes: int) -> Any:
     PostgreSQL refuses NUL characters and NaN/Infinity in JSONB: they are replaced here, so a
     task's odd return value still gives its run a true record instead of a refused write.
     """
-    encoded = json.dumps(_storable(json.loads(json.dumps(value, default=str))))
+    encoded = json.dumps(value, default=str)
+    if any(token in encoded for token in _REFUSED_TOKENS):  # rare: walk the value only then
+        encoded = json.dumps(_storable(json.loads(encoded)))
     if len(encoded.encode()) <= max_bytes:
         return json.loads(encoded)
     return {"truncated": True, "size_bytes": len(encoded.encode()), "preview": encoded[:max_bytes]}
+
+
+# What json.dumps writes for the values PostgreSQL's JSONB refuses.
+_REFUSED_TOKENS = ("NaN", "Infinity", "\\u0000")
 
 
 def _storable_text(text: str) -> str:
