@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
-.PHONY: run test lint format migrate services chromium bench fuzz clean
+.PHONY: run test test-fast test-stress lint format migrate services chromium bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,18 +33,31 @@ run: migrate
 	# honcho sets PORT itself (5000 by default): pass ours as its base port.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start -p $${PORT:-8000} -f Procfile
 
+# The layering contracts first: a broken one fails in a second, before the suite starts.
 test: $(STAMP) services chromium
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The schema fuzz of `make test` (tests/test_fuzz.py) with far more, and new, examples.
+# What needs no started process (no worker, scheduler, API server or browser).
+test-fast: $(STAMP) services
+	$(VENV)/bin/pytest -m "not e2e and not browser and not fuzz" $(PYTEST_ARGS)
+
+# The end-to-end, fault and scheduler tests STRESS_ROUNDS times, with one core kept busy:
+# a test that fails only here races the machine's load (poll with a deadline instead).
+STRESS_ROUNDS ?= 3
+test-stress: $(STAMP) services
+	STRESS_ROUNDS=$(STRESS_ROUNDS) scripts/stress.sh $(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+# The schema fuzz of `make test` (tests/system/test_fuzz.py) with far more, and new, examples.
 FUZZ_MAX_EXAMPLES ?= 1000
 fuzz: $(STAMP) services
-	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(VENV)/bin/pytest tests/test_fuzz.py $(PYTEST_ARGS)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(VENV)/bin/pytest tests/system/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy backend
+	$(VENV)/bin/lint-imports --no-cache
 	scripts/check-compose.sh
 
 format: $(STAMP)

@@ -8,8 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
-from backend import console, errors
-from backend.api import openapi
+from backend.api import console, errors, openapi
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from backend.api.router import api_router
@@ -17,26 +16,23 @@ from backend.api.routes import health
 from backend.api.routes import metrics as metrics_route
 from backend.config import Settings, get_settings
 from backend.log import configure_logging
+from backend.resources import Resources
 from backend.services import users
-from backend.stores import Stores
 from backend.tasks import load_all
 
 
-def attach_stores(app: FastAPI) -> Stores:
-    """Open the stores and expose them on app.state for the dependencies."""
-    stores = Stores.open(app.state.settings)
-    app.state.stores = stores
-    app.state.sessionmaker = stores.sessionmaker
-    app.state.redis = stores.redis
-    return stores
+def attach_resources(app: FastAPI) -> Resources:
+    """Open the resources and put them on app.state for the dependencies (backend/api/deps.py)."""
+    resources = app.state.resources = Resources.open(app.state.settings)
+    return resources
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    stores = attach_stores(app)
+    resources = attach_resources(app)
     try:
-        async with app.state.sessionmaker() as session:
+        async with resources.sessionmaker() as session:
             await users.ensure_first_superuser(
                 session,
                 email=settings.first_superuser,
@@ -47,7 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if broker_client.is_connected(app.state.broker):
             await app.state.broker.shutdown()
-        await stores.close()
+        await resources.close()
 
 
 def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = None) -> FastAPI:

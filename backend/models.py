@@ -1,7 +1,8 @@
-"""ORM tables: what is static or final lives in PostgreSQL."""
+"""ORM tables (what is static or final lives in PostgreSQL), and the closed value sets of
+the data both stores hold: overlap policies, run triggers, schedule statuses."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -20,10 +21,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base
+from backend.triggers.specs import SchedulerType
 
-SCHEDULER_TYPES = ("cron", "interval", "date", "manual")
-OVERLAP_POLICIES = ("skip", "allow")
-TRIGGERS = ("scheduled", "manual")
+OverlapPolicy = Literal["skip", "allow"]
+Trigger = Literal["scheduled", "manual"]
+# Lives in Redis (the scheduler store), not in a column: `inactive` is the absence of a state.
+ScheduleStatus = Literal["inactive", "active", "paused", "completed"]
+
+SCHEDULER_TYPES: tuple[str, ...] = get_args(SchedulerType)
+OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
+SCHEDULE_STATUSES: tuple[ScheduleStatus, ...] = get_args(ScheduleStatus)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

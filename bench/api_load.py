@@ -181,7 +181,7 @@ async def count_per_request(env: dict[str, str], access: str) -> dict[str, Count
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 for path in ENDPOINTS:
                     (await client.get(path, headers=headers)).raise_for_status()
-                    with counting(app.state.stores.engine) as counts:
+                    with counting(app.state.resources.engine) as counts:
                         (await client.get(path, headers=headers)).raise_for_status()
                     found[path] = counts
     return found

@@ -5,7 +5,7 @@ import asyncio
 from sqlalchemy.engine import make_url
 
 from scripts.create_database import create_database
-from tests import infra
+from tests.support import infra
 
 
 async def create_migrated_database(url: str) -> None:

@@ -18,9 +18,10 @@ from backend.config import get_settings
 from backend.models import TaskConfig
 from backend.services import schedules
 from backend.services.redis import history
-from backend.services.redis import scheduler as store
+from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleState
 from backend.tasks import load_all
+from backend.triggers.fires import upcoming
 
 EVERY_MINUTE = {"cron_expression": "* * * * *"}
 PIPELINE_CHUNK = 500
@@ -90,9 +91,7 @@ async def start_all(
         async with redis.pipeline(transaction=False) as pipe:
             for config in configs[offset : offset + PIPELINE_CHUNK]:
                 plan = schedules.Plan.of(config)
-                fires = schedules.upcoming(
-                    plan.spec(), after=now, anchor=now, count=schedules.QUEUE_DEPTH
-                )
+                fires = upcoming(plan.spec(), after=now, anchor=now, count=schedules.QUEUE_DEPTH)
                 state = ScheduleState(
                     status="active",
                     next_run_at=fires[0],
@@ -101,7 +100,7 @@ async def start_all(
                     plan=plan.model_dump(),
                 )
                 schedules.queue_fires(pipe, config.id, state, fires)
-                store.queue_state(pipe, config.id, state)
+                schedule_state.queue_state(pipe, config.id, state)
                 history.queue_append(pipe, config.id, "started", at=now, status="active")
             await pipe.execute()
 

@@ -36,8 +36,8 @@ from fastapi import FastAPI  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
-from tests import infra  # noqa: E402
-from tests.auth_helpers import bearer_for  # noqa: E402
+from tests.support import infra  # noqa: E402
+from tests.support.auth import bearer_for  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,7 +74,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    return app.state.sessionmaker
+    return app.state.resources.sessionmaker
 
 
 @pytest.fixture
@@ -87,14 +87,14 @@ async def session(
 
 @pytest.fixture
 def redis(app: FastAPI) -> Redis:
-    return app.state.redis
+    return app.state.resources.redis
 
 
 @pytest.fixture(scope="session")
 async def superuser_headers(app: FastAPI) -> dict[str, str]:
     from backend.services import users
 
-    async with app.state.sessionmaker() as db:
+    async with app.state.resources.sessionmaker() as db:
         admin = await users.get_by_email(db, email=os.environ["FIRST_SUPERUSER"])
         assert admin is not None
         return bearer_for(admin.id)

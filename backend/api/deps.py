@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_aio_pika import AioPikaBroker
 
 from backend.config import Settings
@@ -18,12 +18,16 @@ from backend.services import auth, users
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
+    async with request.app.state.resources.sessionmaker() as session:
         yield session
 
 
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.resources.sessionmaker
+
+
 def get_redis(request: Request) -> Redis:
-    return request.app.state.redis
+    return request.app.state.resources.redis
 
 
 def get_broker(request: Request) -> AioPikaBroker:
@@ -35,6 +39,8 @@ def get_app_settings(request: Request) -> Settings:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# For checks that must not share the request's session (the health checks run concurrently).
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 BrokerDep = Annotated[AioPikaBroker, Depends(get_broker)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

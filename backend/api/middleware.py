@@ -10,7 +10,8 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import TaskhubError, error_body
+from backend.api.errors import error_body
+from backend.errors import TaskhubError
 from backend.log import request_id_var
 
 logger = logging.getLogger("taskhub.request")

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from backend.errors import ErrorResponse
+from backend.api.errors import ErrorResponse
 
 REF_PREFIX = "#/components/schemas/"
 ERROR_REF = {"$ref": f"{REF_PREFIX}ErrorResponse"}

@@ -2,11 +2,21 @@
 
 import math
 import re
-from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from backend.triggers.specs import as_utc
 
 
 def whole_number(value: Any) -> Any:
@@ -79,20 +89,8 @@ Name = Annotated[
     Field(min_length=1, max_length=200, json_schema_extra={"pattern": TRIMMED_NO_NUL}),
 ]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
-
-
-def not_nullable(*names: str) -> Callable[[dict[str, Any]], None]:
-    """`json_schema_extra` of a PATCH body whose fields are optional (`X | None = None`) but
-    refuse an explicit null: the schema shows them as plain `X`."""
-
-    def drop_null(schema: dict[str, Any]) -> None:
-        for name in names:
-            field = schema["properties"][name]
-            branches = [branch for branch in field.pop("anyOf") if branch != {"type": "null"}]
-            (branch,) = branches
-            field.update(branch)
-
-    return drop_null
+# A time without an offset is taken as UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class RequestBody(BaseModel):
@@ -100,6 +98,33 @@ class RequestBody(BaseModel):
     for `5`), and no unknown fields."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _drop_null_branches(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The schema shows a not-nullable PATCH field as plain `X`, not `X | null`."""
+    nullable: tuple[str, ...] = getattr(model, "NULLABLE", ())
+    for name, field in schema["properties"].items():
+        if name in nullable or "anyOf" not in field:
+            continue
+        branches = [branch for branch in field.pop("anyOf") if branch != {"type": "null"}]
+        (branch,) = branches
+        field.update(branch)
+
+
+class UpdateBody(RequestBody):
+    """Base of PATCH bodies: every field is optional (`X | None = None`, so omitted means
+    unchanged), but only those in NULLABLE may be sent as an explicit null."""
+
+    NULLABLE: ClassVar[tuple[str, ...]] = ()
+    model_config = ConfigDict(json_schema_extra=_drop_null_branches)
+
+    @field_validator("*")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for the fields sent, so omission stays allowed.
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("may not be null")
+        return value
 
 
 T = TypeVar("T")

@@ -1,17 +1,16 @@
 """Task config requests and responses; task types."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from backend import schedule_words
-from backend.schemas.common import WHOLE, JsonObject, Name, RequestBody, Text, not_nullable
-from backend.services.execution_stats import ExecutionStats
-from backend.services.redis.scheduler import Status
+from backend.models import OverlapPolicy, ScheduleStatus
+from backend.schemas.common import WHOLE, JsonObject, Name, RequestBody, Text, UpdateBody
+from backend.schemas.executions import ExecutionStats
+from backend.triggers import words
+from backend.triggers.specs import SchedulerType
 
-SchedulerType = Literal["cron", "interval", "date", "manual"]
-OverlapPolicy = Literal["skip", "allow"]
 Description = Annotated[Text, Field(max_length=10_000)]
 TaskTypeName = Annotated[Text, Field(min_length=1, max_length=200)]
 MaxRetries = Annotated[int, Field(ge=0, le=10), WHOLE]
@@ -53,22 +52,11 @@ class TaskConfigCreate(RequestBody):
     overlap_policy: OverlapPolicy = "skip"
 
 
-NOT_NULL = (
-    "name",
-    "task_type",
-    "scheduler_type",
-    "schedule_config",
-    "parameters",
-    "max_retries",
-    "timeout_seconds",
-    "priority",
-    "overlap_policy",
-)
-
-
-class TaskConfigUpdate(RequestBody):
+class TaskConfigUpdate(UpdateBody):
     """Only the fields sent change; objects (`schedule_config`, `parameters`) are replaced
-    whole, not merged key by key."""
+    whole, not merged key by key. Null clears `description`, nothing else."""
+
+    NULLABLE: ClassVar[tuple[str, ...]] = ("description",)
 
     name: Name | None = None
     description: Description | None = None
@@ -80,16 +68,6 @@ class TaskConfigUpdate(RequestBody):
     timeout_seconds: TimeoutSeconds | None = None
     priority: Priority | None = None
     overlap_policy: OverlapPolicy | None = None
-
-    model_config = ConfigDict(json_schema_extra=not_nullable(*NOT_NULL))
-
-    @field_validator(*NOT_NULL)
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Runs only for fields that were sent: null clears `description`, nothing else.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
 
 class TaskConfigRead(BaseModel):
@@ -110,7 +88,7 @@ class TaskConfigRead(BaseModel):
     overlap_policy: OverlapPolicy
     created_at: datetime
     updated_at: datetime
-    schedule_status: Status = "inactive"
+    schedule_status: ScheduleStatus = "inactive"
     next_run_at: datetime | None = None
     stats: ExecutionStats | None = None
     recent_history: list[dict[str, Any]] | None = None
@@ -119,14 +97,7 @@ class TaskConfigRead(BaseModel):
     @property
     def schedule_description(self) -> str:
         """The schedule in words, e.g. "At 02:00, every day (Europe/Berlin)"."""
-        return schedule_words.describe(self.scheduler_type, self.schedule_config)
-
-
-class TaskConfigPage(BaseModel):
-    items: list[TaskConfigRead]
-    total: int
-    limit: int
-    offset: int
+        return words.describe(self.scheduler_type, self.schedule_config)
 
 
 class TaskTypeRead(BaseModel):

@@ -5,9 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.models import Trigger
 from backend.schemas.common import Id, JsonObject, RequestBody
-
-Trigger = Literal["scheduled", "manual"]
 
 
 class RunRequest(RequestBody):
@@ -72,17 +71,25 @@ class LiveRunRead(BaseModel):
     deadline: datetime | None
 
 
-class ExecutionPage(BaseModel):
-    items: list[ExecutionRead]
-    total: int
-    limit: int
-    offset: int
+class ExecutionStats(BaseModel):
+    """Durations in seconds; the `last_*` times are when those runs started."""
+
+    total_runs: int = 0
+    successes: int = 0
+    failures: int = 0
+    success_rate: float | None = None  # successes / total_runs; None before the first run
+    avg_duration_seconds: float | None = None
+    p95_duration_seconds: float | None = None
+    last_run_at: datetime | None = None
+    last_run_success: bool | None = None  # the outcome of the run started last
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
 
 
 class SystemStatus(BaseModel):
     checks: dict[str, str]
-    configs: int | None = Field(description="null while the database is unreachable")
-    active_schedules: int | None = Field(description="null while Redis is unreachable")
-    runs_in_flight: int | None
-    runs_last_hour: int | None
-    success_rate_last_hour: float | None
+    configs: int | None = Field(default=None, description="null while the database is down")
+    active_schedules: int | None = Field(default=None, description="null while Redis is down")
+    runs_in_flight: int | None = None
+    runs_last_hour: int | None = None
+    success_rate_last_hour: float | None = None

@@ -1,11 +1,11 @@
 """User schemas: what the API accepts and returns; the password hash never appears here."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from backend.schemas.common import RequestBody, Text, not_nullable
+from backend.schemas.common import RequestBody, Text, UpdateBody
 
 # Emails are stored lower-case so that login by email is case-insensitive.
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
@@ -39,12 +39,10 @@ class UserCreate(RequestBody):
     is_superuser: bool = False
 
 
-NOT_NULL = ("email", "username", "password", "is_active", "is_superuser")
+class UserUpdate(UpdateBody):
+    """Only the fields sent are changed; only `full_name` may be set to null."""
 
-
-class UserUpdate(RequestBody):
-    """Only the fields sent are changed; only `full_name` may be set to null (the others are
-    optional but not nullable, which is what the schema says of them)."""
+    NULLABLE: ClassVar[tuple[str, ...]] = ("full_name",)
 
     email: Email | None = None
     username: Username | None = None
@@ -52,20 +50,3 @@ class UserUpdate(RequestBody):
     full_name: FullName | None = None
     is_active: bool | None = None
     is_superuser: bool | None = None
-
-    model_config = ConfigDict(json_schema_extra=not_nullable(*NOT_NULL))
-
-    @field_validator(*NOT_NULL)
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Runs only for fields sent, so an explicit null is refused while omission is allowed.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-
-class UsersPage(BaseModel):
-    items: list[UserRead]
-    total: int
-    limit: int
-    offset: int

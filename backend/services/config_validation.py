@@ -2,7 +2,9 @@
 parameters that fit that type, and a schedule that fits its scheduler type.
 
 Create and update both run the MERGED config through `check`, so an update can never leave
-a config that a create would refuse. All field errors are reported at once.
+a config that a create would refuse. All field errors are reported at once, each located
+relative to the config (`["schedule_config", "minute"]`). Parameters are validated here and
+nowhere else: for a config, for a run's override, and for the plan a schedule stores.
 """
 
 from dataclasses import dataclass
@@ -11,9 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from backend.errors import InvalidInput
-from backend.schedules import CRON_FIELDS, CronSpec, DateSpec, ScheduleSpec, parse_schedule
+from backend.errors import FieldSource, InvalidInput
+from backend.models import TaskConfig
 from backend.tasks import registry
+from backend.triggers.specs import CRON_FIELDS, CronSpec, DateSpec, ScheduleSpec, parse_schedule
 
 FieldError = dict[str, Any]
 
@@ -40,12 +43,28 @@ def _check_parameters(task_type: str, parameters: dict[str, Any]) -> tuple[Any, 
     if registered is None:
         known = ", ".join(t.name for t in registry.all_types())
         message = f"unknown task type {task_type!r}; registered types: {known}"
-        return None, [{"loc": ["body", "task_type"], "msg": message, "type": "value_error"}]
+        return None, [{"loc": ["task_type"], "msg": message, "type": "value_error"}]
     try:
         model = registered.parameters.model_validate(parameters)
     except ValidationError as exc:
-        return None, _errors_at(["body", "parameters"], exc)
+        return None, _errors_at(["parameters"], exc)
+    # Unset defaults left out: the worker fills them in when it validates the run's kwargs.
     return model.model_dump(mode="json", by_alias=True, exclude_unset=True), []
+
+
+def check_parameters(
+    task_type: str, parameters: dict[str, Any], *, source: FieldSource = "input"
+) -> dict[str, Any]:
+    """The parameters to send or store, or InvalidInput (422) listing every field error."""
+    checked, errors = _check_parameters(task_type, parameters)
+    if errors:
+        raise InvalidInput("Parameters do not fit the task type", fields=errors, source=source)
+    return checked
+
+
+def stored_parameters(config: TaskConfig) -> dict[str, Any]:
+    """A stored config's parameters, checked again: its task type's model may have changed."""
+    return check_parameters(config.task_type, config.parameters, source="stored")
 
 
 def _check_schedule(
@@ -54,18 +73,18 @@ def _check_schedule(
     try:
         spec = parse_schedule(scheduler_type, schedule_config)
     except ValidationError as exc:
-        errors = _errors_at(["body", "schedule_config"], exc)
+        errors = _errors_at(["schedule_config"], exc)
         # The cron spec checks its expression as a whole (model-level error, empty loc):
         # point at the key the client sent.
         if scheduler_type == "cron":
             for error in errors:
-                if error["loc"] == ["body", "schedule_config"]:
+                if error["loc"] == ["schedule_config"]:
                     error["loc"].extend(_bad_cron_keys(schedule_config))
         return None, errors
     # Only when the schedule is set or changed: renaming a fired one-off config stays possible.
     if schedule_changed and isinstance(spec, DateSpec) and spec.run_at <= datetime.now(UTC):
         error = {
-            "loc": ["body", "schedule_config", "run_date"],
+            "loc": ["schedule_config", "run_date"],
             "msg": "run_date must be in the future",
             "type": "value_error",
         }

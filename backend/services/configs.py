@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.errors import Conflict
-from backend.models import TaskConfig
+from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
-from backend.services import config_validation, execution_stats, schedules
+from backend.services import config_validation, executions, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
@@ -101,7 +101,7 @@ async def get_page(
     offset: int,
     task_type: str | None = None,
     scheduler_type: str | None = None,
-    schedule_status: schedule_state.Status | None = None,
+    schedule_status: ScheduleStatus | None = None,
     search: str | None = None,
 ) -> tuple[list[TaskConfig], int]:
     """One page ordered by id, and the total matching the filters."""
@@ -178,10 +178,17 @@ async def present_many(
     states = await schedule_state.read_states(redis, ids)
     reads = [_merge(config, states[config.id]) for config in configs]
     if include_stats:
-        stats = await execution_stats.stats_for(session, config_ids=ids)
+        stats = await executions.stats_for(session, config_ids=ids)
         for read in reads:
             read.stats = stats[read.id]
     return reads
+
+
+async def apply_action(
+    redis: Redis, *, config: TaskConfig, action: schedules.Action
+) -> TaskConfigRead:
+    """Run a schedule action and return the config with the state the action wrote."""
+    return _merge(config, await schedules.apply_action(redis, config, action))
 
 
 async def present(
@@ -194,7 +201,7 @@ async def present(
 ) -> TaskConfigRead:
     read = _merge(config, await schedule_state.read_state(redis, config.id))
     if include_stats:
-        stats = await execution_stats.stats_for(session, config_ids=[config.id])
+        stats = await executions.stats_for(session, config_ids=[config.id])
         read.stats = stats[config.id]
     if include_history:
         read.recent_history, _ = await history.read(redis, config.id, limit=RECENT_HISTORY)

@@ -1,15 +1,22 @@
-"""Reachability of the three backing services, checked concurrently with a short timeout."""
+"""Reachability of the three backing services (checked concurrently with a short timeout),
+and the system status: those checks plus a few counts from each service that answered."""
 
 import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
+from backend.models import TaskConfig
+from backend.schemas.executions import SystemStatus
+from backend.services import executions
+from backend.services.redis import scheduler as schedule_state
+from backend.services.redis import timeout as live_runs
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +50,24 @@ async def check_all(
         _outcome("broker", broker_client.ping(broker)),
     )
     return dict(zip(names, outcomes, strict=True))
+
+
+async def system_status(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    broker: AioPikaBroker,
+) -> SystemStatus:
+    """Counts come only from the services that answered the reachability check."""
+    checks = await check_all(sessionmaker=sessionmaker, redis=redis, broker=broker)
+    status = SystemStatus(checks=checks)
+    if checks["database"] == "ok":
+        async with sessionmaker() as session:
+            status.configs = await session.scalar(select(func.count()).select_from(TaskConfig))
+            recent = await executions.recent(session, since=datetime.now(UTC) - timedelta(hours=1))
+        status.runs_last_hour = recent.runs
+        status.success_rate_last_hour = recent.success_rate
+    if checks["redis"] == "ok":
+        status.active_schedules = await schedule_state.count(redis, "active")
+        status.runs_in_flight = await live_runs.count_in_flight(redis)
+    return status

@@ -1,7 +1,7 @@
 """The one way runs are sent: by task type name, with the config's parameters and labels.
 
-Used by run now, batch run and the scheduler (which stores `labels_for(config, "scheduled")`
-and `parameters_for(config)` in its schedule entries).
+Used by run now and batch run; a schedule's plan stores `labels_for(config, "scheduled")`
+in its fire entries, so the scheduler sends its runs with the same labels.
 """
 
 import asyncio
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,43 +28,17 @@ from backend.errors import (
     TaskhubError,
     unavailable,
 )
-from backend.models import TaskConfig
+from backend.models import TaskConfig, Trigger
+from backend.schemas.executions import RunQueued
+from backend.services import config_validation
 from backend.services.redis import timeout as live_runs
-from backend.tasks import registry
 
 logger = logging.getLogger(__name__)
 
 _SEND_FAILURES: tuple[type[Exception], ...] = (StoreUnavailable, *UNAVAILABLE_ERRORS)
 
 
-@dataclass(frozen=True)
-class QueuedRun:
-    task_id: str
-    config_id: int
-    queued_at: datetime
-
-
-def parameters_for(
-    config: TaskConfig, override: dict[str, Any] | None = None, *, loc: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """The run's parameters (the override, else the config's), validated against its type."""
-    task_type = registry.get(config.task_type)
-    if task_type is None:
-        raise InvalidInput(f"Task type {config.task_type!r} is not registered")
-    try:
-        model = task_type.parameters.model_validate(
-            config.parameters if override is None else override
-        )
-    except ValidationError as exc:
-        fields = [
-            {"loc": [*loc, *error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors()
-        ]
-        raise InvalidInput("Parameters do not fit the task type", fields=fields) from exc
-    return model.model_dump(mode="json")
-
-
-def labels_for(config: TaskConfig, *, trigger: str) -> dict[str, Any]:
+def labels_for(config: TaskConfig, *, trigger: Trigger) -> dict[str, Any]:
     """What the worker needs to know about a run: the worker never reads the config."""
     return {
         "config_id": config.id,
@@ -107,12 +80,15 @@ async def kick(
     redis: Redis,
     settings: Settings,
     config: TaskConfig,
-    trigger: str,
+    trigger: Trigger,
     parameters: dict[str, Any] | None = None,
-) -> QueuedRun:
-    """Send one run of `config`; its `queued` marker is removed again if sending fails."""
-    loc = ("parameters",) if parameters is None else ("body", "parameters")
-    run_parameters = parameters_for(config, parameters, loc=loc)
+) -> RunQueued:
+    """Send one run of `config` (with `parameters` instead of its own, if given); its
+    `queued` marker is removed again if sending fails."""
+    if parameters is None:
+        run_parameters = config_validation.stored_parameters(config)
+    else:
+        run_parameters = config_validation.check_parameters(config.task_type, parameters)
     await broker_client.connect(broker, settings.broker_send_timeout_seconds)
     task_id = uuid.uuid4().hex
     queued_at = datetime.now(UTC)
@@ -135,13 +111,13 @@ async def kick(
     except BaseException:
         await live_runs.forget(redis, task_id)
         raise
-    return QueuedRun(task_id=task_id, config_id=config.id, queued_at=queued_at)
+    return RunQueued(task_id=task_id, config_id=config.id, queued_at=queued_at)
 
 
 @dataclass(frozen=True)
 class BatchItem:
     config_id: int
-    run: QueuedRun | None = None
+    run: RunQueued | None = None
     error: TaskhubError | None = None
 
 
@@ -152,7 +128,7 @@ async def kick_many(
     redis: Redis,
     settings: Settings,
     config_ids: list[int],
-    trigger: str,
+    trigger: Trigger,
 ) -> list[BatchItem]:
     """Send one run per id, in order; an unknown id or unfit parameters fail only that item,
     and so does an unreachable broker or Redis once an earlier item was sent."""

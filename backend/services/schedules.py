@@ -1,4 +1,4 @@
-"""Schedule rules: the action state machine, the queued fire entries, reconcile.
+"""Schedule rules: the action state machine and the queued fire entries of each config.
 
 Each active config keeps its next QUEUE_DEPTH fire times queued as one-shot entries; the
 scheduler sends an entry when its time comes (after a claim, see the scheduler store) and
@@ -9,7 +9,7 @@ the config's state and entries, so actions, fires and reconcile never interleave
 import logging
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -19,13 +19,14 @@ from redis.exceptions import LockError
 from taskiq import ScheduledTask
 
 from backend.errors import Conflict, InvalidInput
-from backend.models import TaskConfig
-from backend.schedules import ScheduleSpec, parse_schedule
-from backend.services import runs
+from backend.models import ScheduleStatus, TaskConfig
+from backend.services import config_validation, runs
 from backend.services.redis import history
-from backend.services.redis import scheduler as store
+from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
-from backend.services.redis.scheduler import ScheduleState, Status
+from backend.services.redis.scheduler import ScheduleState
+from backend.triggers.fires import upcoming
+from backend.triggers.specs import ScheduleSpec, parse_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "stop": (frozenset({"active", "paused"}), "inactive"),
     "reload": (frozenset({"active", "paused"}), None),
 }
-EVENTS = {
+ACTION_EVENTS = {  # the history event each action leaves
     "start": "started",
     "pause": "paused",
     "resume": "resumed",
@@ -66,7 +67,7 @@ class Plan(BaseModel):  # type: ignore[no-redef]
             scheduler_type=config.scheduler_type,
             schedule_config=config.schedule_config,
             task_name=config.task_type,
-            kwargs=runs.parameters_for(config),
+            kwargs=config_validation.stored_parameters(config),
             labels=runs.labels_for(config, trigger="scheduled"),
         )
 
@@ -74,34 +75,10 @@ class Plan(BaseModel):  # type: ignore[no-redef]
         return parse_schedule(self.scheduler_type, self.schedule_config)
 
 
-def upcoming(
-    spec: ScheduleSpec, *, after: datetime, anchor: datetime | None, count: int
-) -> list[datetime]:
-    fires: list[datetime] = []
-    while len(fires) < count:
-        fire = spec.next_fire_after(fires[-1] if fires else after, anchor=anchor)
-        if fire is None:
-            break
-        fires.append(fire)
-    return fires
-
-
-def occurrences(
-    spec: ScheduleSpec, *, since: datetime, until: datetime, anchor: datetime | None, limit: int
-) -> list[datetime]:
-    """The fire times in [since, until], oldest first, at most `limit` of them."""
-    fires: list[datetime] = []
-    fire = spec.next_fire_after(since - timedelta(milliseconds=1), anchor=anchor)
-    while fire is not None and fire <= until and len(fires) < limit:
-        fires.append(fire)
-        fire = spec.next_fire_after(fire, anchor=anchor)
-    return fires
-
-
 def fire_task_id(config_id: int, fire_at: datetime) -> str:
     """The task id of a scheduled run: one per (config, fire time), so a duplicate send of a
     fire could never make a second record."""
-    return f"s{config_id}-{store.to_ms(fire_at)}"
+    return f"s{config_id}-{schedule_state.to_ms(fire_at)}"
 
 
 _FIRE_TASK_ID = re.compile(r"^s(\d{1,10})-(\d{1,15})$")
@@ -113,8 +90,8 @@ async def sent_fire(redis: Redis, task_id: str) -> live_runs.LiveRun | None:
     match = _FIRE_TASK_ID.match(task_id)
     if match is None:
         return None
-    config_id, fire_at = int(match[1]), store.from_ms(int(match[2]))
-    [claim] = await store.claim_values(redis, config_id, [fire_at])
+    config_id, fire_at = int(match[1]), schedule_state.from_ms(int(match[2]))
+    [claim] = await schedule_state.claim_values(redis, config_id, [fire_at])
     if claim is None:
         return None
     return live_runs.LiveRun(
@@ -131,7 +108,7 @@ async def sent_fire(redis: Redis, task_id: str) -> live_runs.LiveRun | None:
 
 
 def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
-    entry_id = store.schedule_id(config_id, generation, fire_at)
+    entry_id = schedule_state.schedule_id(config_id, generation, fire_at)
     task = ScheduledTask(
         task_name=plan.task_name,
         labels={**plan.labels, "fire_at": fire_at.isoformat()},
@@ -151,7 +128,7 @@ def queue_fires(
     plan = Plan.model_validate(state.plan)
     for fire in fires:
         entry_id, data = _entry(config_id, state.generation, plan, fire)
-        store.queue_entry(pipe, config_id, entry_id, fire, data)
+        schedule_state.queue_entry(pipe, config_id, entry_id, fire, data)
 
 
 async def _rebuild(
@@ -162,7 +139,7 @@ async def _rebuild(
 
     async def write(pipe: Pipeline) -> None:
         nonlocal written
-        old = await store.queued_ids(pipe, config_id)
+        old = await schedule_state.queued_ids(pipe, config_id)
         fires: list[datetime] = []
         if target.status == "active" and target.plan is not None:
             spec = Plan.model_validate(target.plan).spec()
@@ -170,12 +147,14 @@ async def _rebuild(
         written = replace(target, next_run_at=fires[0] if fires else None)
         pipe.multi()
         for entry_id in old:
-            store.queue_entry_removal(pipe, config_id, entry_id)
+            schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         queue_fires(pipe, config_id, written, fires)
-        store.queue_state(pipe, config_id, written)
+        schedule_state.queue_state(pipe, config_id, written)
         history.queue_append(pipe, config_id, event, at=now, status=written.status)
 
-    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+    await redis.transaction(
+        write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
+    )
     return written
 
 
@@ -187,7 +166,9 @@ async def apply_action(
     # there fires exactly on time instead of up to a second late.
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
-        async with redis.lock(store.action_lock_key(config.id), timeout=30, blocking_timeout=10):
+        async with redis.lock(
+            schedule_state.action_lock_key(config.id), timeout=30, blocking_timeout=10
+        ):
             return await _apply_locked(redis, config, action, now=now)
     except LockError as exc:
         raise Conflict(f"Another action on config {config.id} is still running") from exc
@@ -196,13 +177,13 @@ async def apply_action(
 async def _apply_locked(
     redis: Redis, config: TaskConfig, action: Action, *, now: datetime
 ) -> ScheduleState:
-    state = await store.read_state(redis, config.id)
+    state = await schedule_state.read_state(redis, config.id)
     allowed, result = TRANSITIONS[action]
     if state.status not in allowed:
         raise Conflict(f"Cannot {action} config {config.id}: its schedule is {state.status}")
     if config.scheduler_type == "manual" and action in ("start", "resume", "reload"):
         raise Conflict(f"Config {config.id} is manual: it is only run by hand, never scheduled")
-    status: Status = result or state.status  # type: ignore[assignment]
+    status: ScheduleStatus = result or state.status  # type: ignore[assignment]
     plan = Plan.of(config) if action in ("start", "reload") else Plan.model_validate(state.plan)
     anchor = now if action == "start" else state.anchor
     if status == "active":
@@ -210,7 +191,7 @@ async def _apply_locked(
     target = ScheduleState(
         status=status, generation=state.generation + 1, anchor=anchor, plan=plan.model_dump()
     )
-    return await _rebuild(redis, config.id, target, now=now, event=EVENTS[action])
+    return await _rebuild(redis, config.id, target, now=now, event=ACTION_EVENTS[action])
 
 
 def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None) -> None:
@@ -219,7 +200,7 @@ def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None
             "The schedule has no future fire time (run_date has passed)",
             fields=[
                 {
-                    "loc": ["body", "schedule_config", "run_date"],
+                    "loc": ["schedule_config", "run_date"],
                     "msg": "run_date must be in the future to start the schedule",
                     "type": "value_error",
                 }
@@ -229,7 +210,7 @@ def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None
 
 async def reload_if_scheduled(redis: Redis, config: TaskConfig) -> ScheduleState:
     """After a config change: rebuild an active or paused schedule from the new settings."""
-    state = await store.read_state(redis, config.id)
+    state = await schedule_state.read_state(redis, config.id)
     if state.status not in ("active", "paused"):
         return state
     if config.scheduler_type == "manual":
@@ -241,18 +222,20 @@ async def forget(redis: Redis, config_id: int) -> None:
     """Remove a deleted config's queued entries and schedule state (its history stays)."""
 
     async def write(pipe: Pipeline) -> None:
-        old = await store.queued_ids(pipe, config_id)
+        old = await schedule_state.queued_ids(pipe, config_id)
         pipe.multi()
         for entry_id in old:
-            store.queue_entry_removal(pipe, config_id, entry_id)
-        store.queue_forget(pipe, config_id)
+            schedule_state.queue_entry_removal(pipe, config_id, entry_id)
+        schedule_state.queue_forget(pipe, config_id)
 
-    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+    await redis.transaction(
+        write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
+    )
 
 
 def queue_catch_up_fired(pipe: Pipeline, config_id: int, entry_id: str, fire_at: datetime) -> None:
     """A fire known sent whose sender died before its bookkeeping: drop it, say it fired."""
-    store.queue_entry_removal(pipe, config_id, entry_id)
+    schedule_state.queue_entry_removal(pipe, config_id, entry_id)
     history.queue_append(
         pipe, config_id, "fired", fire_at=fire_at.isoformat(),
         task_id=fire_task_id(config_id, fire_at), recorded_by="reconcile",
@@ -268,29 +251,29 @@ async def after_fire(
     scheduler that died before its bookkeeping: its `fired` event is written here; or still
     being sent, or never sent by one that died: reconcile settles it) or still to be sent (a
     retry, or a misfire reconcile settles), and neither is a next run."""
-    config_id, generation, fire_ms = store.parse_schedule_id(entry_id)
-    fire_at = store.from_ms(fire_ms)
+    config_id, generation, fire_ms = schedule_state.parse_schedule_id(entry_id)
+    fire_at = schedule_state.from_ms(fire_ms)
 
     now = now or datetime.now(UTC)
 
     async def write(pipe: Pipeline) -> None:
-        state = await store.read_state(pipe, config_id)
-        queued = await store.queued_entries(pipe, config_id)
+        state = await schedule_state.read_state(pipe, config_id)
+        queued = await schedule_state.queued_entries(pipe, config_id)
         others = [(other, fire) for other, fire in queued if other != entry_id]
         past = [(other, fire) for other, fire in others if fire <= now]
-        claims = await store.claim_values(pipe, config_id, [fire for _, fire in past])
+        claims = await schedule_state.claim_values(pipe, config_id, [fire for _, fire in past])
         pending = [fire for (_, fire), claim in zip(past, claims, strict=True) if claim is None]
         # Whoever drops the entry writes its `fired` event: a replica's after_fire or a
         # reconcile may have caught up on this one already (both WATCH the entries).
         caught_up = all(other != entry_id for other, _ in queued)
         pipe.multi()
-        store.queue_entry_removal(pipe, config_id, entry_id)
+        schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         if not caught_up:
             history.queue_append(
                 pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id
             )
         for (other, other_fire), claim in zip(past, claims, strict=True):
-            if store.is_sent(claim):
+            if schedule_state.is_sent(claim):
                 queue_catch_up_fired(pipe, config_id, other, other_fire)
         if state.generation != generation or state.status != "active":
             return
@@ -299,22 +282,29 @@ async def after_fire(
         after = max([fire_at, *(fire for _, fire in others)])
         fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(ahead))
         queue_fires(pipe, config_id, state, fresh)
-        next_fires = ahead + fresh or pending
-        if next_fires:
-            store.queue_state(pipe, config_id, replace(state, next_run_at=min(next_fires)))
-        else:
-            store.queue_state(pipe, config_id, replace(state, status="completed", next_run_at=None))
-            history.queue_append(pipe, config_id, "completed")
+        queue_next_run(pipe, config_id, state, ahead + fresh or pending, now=now)
 
-    await redis.transaction(write, store.state_key(config_id), store.config_entries_key(config_id))
+    await redis.transaction(
+        write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
+    )
+
+
+def queue_next_run(
+    pipe: Pipeline, config_id: int, state: ScheduleState, fires: list[datetime], *, now: datetime
+) -> None:
+    """The one way a schedule moves on: its next run is the earliest of `fires`, and with
+    none left it is `completed` (a one-off that fired, a schedule past its last fire)."""
+    if fires:
+        schedule_state.queue_state(pipe, config_id, replace(state, next_run_at=min(fires)))
+        return
+    schedule_state.queue_state(
+        pipe, config_id, replace(state, status="completed", next_run_at=None)
+    )
+    history.queue_append(pipe, config_id, "completed", at=now)
 
 
 async def drop_stale_entry(redis: Redis, entry_id: str) -> None:
-    config_id, _, _ = store.parse_schedule_id(entry_id)
+    config_id, _, _ = schedule_state.parse_schedule_id(entry_id)
     async with redis.pipeline(transaction=True) as pipe:
-        store.queue_entry_removal(pipe, config_id, entry_id)
+        schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         await pipe.execute()
-
-
-def grace_window(now: datetime, grace_seconds: float) -> datetime:
-    return now - timedelta(seconds=grace_seconds)

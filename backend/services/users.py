@@ -70,9 +70,14 @@ async def create(session: AsyncSession, *, data: UserCreate) -> User:
     return user
 
 
-async def update(session: AsyncSession, redis: Redis, *, user: User, data: UserUpdate) -> User:
+async def update(
+    session: AsyncSession, redis: Redis, *, user: User, data: UserUpdate, actor_id: int
+) -> User:
     """Apply the fields sent. The cached record is replaced at once; a password change or a
     deactivation also revokes the user's refresh tokens."""
+    # A superuser cannot lock themselves out (and possibly everyone with them).
+    if user.id == actor_id and (data.is_active is False or data.is_superuser is False):
+        raise Conflict("You cannot deactivate or demote yourself")
     changes = data.model_dump(exclude_unset=True)
     await _refuse_taken(
         session, email=changes.get("email"), username=changes.get("username"), user_id=user.id

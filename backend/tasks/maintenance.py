@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
 from backend.models import TaskExecution
-from backend.stores import Stores
+from backend.resources import Resources
 from backend.tasks.registry import task_type
 
 # Each batch is its own short transaction, so a large purge never holds locks for long.
@@ -27,7 +27,7 @@ class PurgeParameters(BaseModel):
     "(only those of `config_id` if given), in batches; reports how many were deleted.",
     parameters=PurgeParameters,
 )
-async def purge_executions(params: PurgeParameters, *, stores: Stores) -> dict[str, Any]:
+async def purge_executions(params: PurgeParameters, *, resources: Resources) -> dict[str, Any]:
     cutoff = datetime.now(UTC) - timedelta(days=params.older_than_days)
     batch = select(TaskExecution.id).where(TaskExecution.started_at < cutoff)
     if params.config_id is not None:
@@ -36,7 +36,7 @@ async def purge_executions(params: PurgeParameters, *, stores: Stores) -> dict[s
     batch = batch.order_by(TaskExecution.id).limit(BATCH_SIZE).with_for_update(skip_locked=True)
     deleted = 0
     while True:
-        async with stores.sessionmaker() as session:
+        async with resources.sessionmaker() as session:
             result = await session.execute(
                 delete(TaskExecution).where(TaskExecution.id.in_(batch.scalar_subquery()))
             )

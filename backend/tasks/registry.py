@@ -2,9 +2,10 @@
 
 The decorator records the type for the API (name, description, parameter schema) and
 registers it with the taskiq broker under the same name, so the worker runs it by name.
-A task function takes its validated parameters model, and optionally `stores` (the worker's
-database and Redis handles) as a keyword argument. It knows nothing about recording: the
-recording middleware (backend/recording.py) does that around it.
+A task function takes its validated parameters model, and optionally `resources` (the
+worker's database and Redis handles) as a keyword argument. It knows nothing about recording:
+the recording middleware (backend/worker/recording.py) does that around it, and may refuse a
+run before it starts by setting the SKIPPED label, which the task wrapper here honours.
 """
 
 import inspect
@@ -13,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from taskiq import Context, TaskiqDepends
+from taskiq import Context, TaskiqDepends, TaskiqMessage
 from taskiq.exceptions import NoResultError
 
-from backend import recording
 from backend.broker import broker
+
+SKIPPED = "taskhub_skipped"  # the label of a run refused before it started (overlap)
+
+
+def is_skipped(message: TaskiqMessage) -> bool:
+    return bool(message.labels.get(SKIPPED))
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,16 @@ def task_type(
     def register(function: TaskFunction) -> TaskFunction:
         if name in _types:
             raise ValueError(f"task type {name!r} is already registered")
-        wants_stores = "stores" in inspect.signature(function).parameters
+        wants_resources = "resources" in inspect.signature(function).parameters
 
         async def run(context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
-            if recording.is_skipped(context.message):
+            if is_skipped(context.message):
                 # Refused by the recording middleware (overlap): taskiq's way to end a run
                 # with no result; nothing is recorded or retried for it.
                 raise NoResultError
             params = parameters.model_validate(kwargs)
-            if wants_stores:
-                return await function(params, stores=context.state.stores)
+            if wants_resources:
+                return await function(params, resources=context.state.resources)
             return await function(params)
 
         run.__name__ = function.__name__

@@ -6,16 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from backend.api.deps import SUPERUSER_ONLY, RedisDep, SessionDep, SuperUser, ValidConfig
-from backend.schemas.common import Offset, Text
-from backend.schemas.configs import (
-    SchedulerType,
-    TaskConfigCreate,
-    TaskConfigPage,
-    TaskConfigRead,
-    TaskConfigUpdate,
-)
+from backend.models import ScheduleStatus
+from backend.schemas.common import Offset, Page, Text
+from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
 from backend.services import configs
-from backend.services.redis.scheduler import Status
+from backend.triggers.specs import SchedulerType
 
 router = APIRouter(prefix="/tasks/configs", tags=["configs"], responses=SUPERUSER_ONLY)
 
@@ -44,14 +39,14 @@ async def list_configs(
     _: SuperUser,
     task_type: Annotated[Text | None, Query(max_length=200)] = None,
     scheduler_type: SchedulerType | None = None,
-    schedule_status: Status | None = None,
+    schedule_status: ScheduleStatus | None = None,
     search: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Offset = 0,
     include_stats: Annotated[
         bool, Query(description="add each config's execution stats (one more SQL statement)")
     ] = False,
-) -> TaskConfigPage:
+) -> Page[TaskConfigRead]:
     page, total = await configs.get_page(
         session,
         redis,
@@ -63,7 +58,7 @@ async def list_configs(
         search=search,
     )
     items = await configs.present_many(session, redis, configs=page, include_stats=include_stats)
-    return TaskConfigPage(items=items, total=total, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{config_id}")

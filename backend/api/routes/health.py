@@ -1,10 +1,13 @@
+"""`GET /health`: liveness and readiness of PostgreSQL, Redis and RabbitMQ (no sign-in)."""
+
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from backend.errors import error_body
+from backend.api.deps import BrokerDep, RedisDep, SessionmakerDep
+from backend.api.errors import error_body
 from backend.services import health
 
 router = APIRouter(tags=["health"])
@@ -26,11 +29,10 @@ class HealthUnavailable(HealthRead):
     response_model=HealthRead,
     responses={503: {"model": HealthUnavailable, "description": "A dependency is down"}},
 )
-async def get_health(request: Request) -> JSONResponse:
-    state = request.app.state
-    checks = await health.check_all(
-        sessionmaker=state.sessionmaker, redis=state.redis, broker=state.broker
-    )
+async def get_health(
+    sessionmaker: SessionmakerDep, redis: RedisDep, broker: BrokerDep
+) -> JSONResponse:
+    checks = await health.check_all(sessionmaker=sessionmaker, redis=redis, broker=broker)
     down = [name for name, outcome in checks.items() if outcome != "ok"]
     if not down:
         return JSONResponse({"status": "ok", "checks": checks})

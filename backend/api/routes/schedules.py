@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import SUPERUSER_ONLY, RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.api.deps import SUPERUSER_ONLY, RedisDep, SuperUser, ValidConfig
 from backend.schemas.common import Offset, Page
 from backend.schemas.configs import TaskConfigRead
 from backend.services import configs, schedules
@@ -21,12 +21,10 @@ router = APIRouter(prefix="/tasks/configs", tags=["schedules"], responses=SUPERU
 async def apply_action(
     config: ValidConfig,
     action: schedules.Action,
-    session: SessionDep,
     redis: RedisDep,
     _: SuperUser,
 ) -> TaskConfigRead:
-    await schedules.apply_action(redis, config, action)
-    return await configs.present(session, redis, config=config)
+    return await configs.apply_action(redis, config=config, action=action)
 
 
 @router.get("/{config_id}/history", response_model=Page[dict[str, Any]])

@@ -12,9 +12,8 @@ from backend.api.deps import (
     SuperUser,
     ValidUser,
 )
-from backend.errors import Conflict
-from backend.schemas.common import Offset
-from backend.schemas.users import UserCreate, UserRead, UsersPage, UserUpdate
+from backend.schemas.common import Offset, Page
+from backend.schemas.users import UserCreate, UserRead, UserUpdate
 from backend.services import users
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -31,9 +30,9 @@ async def list_users(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Offset = 0,
-) -> UsersPage:
+) -> Page[UserRead]:
     items, total = await users.list_page(session, limit=limit, offset=offset)
-    return UsersPage(
+    return Page(
         items=[UserRead.model_validate(u) for u in items], total=total, limit=limit, offset=offset
     )
 
@@ -56,7 +55,5 @@ async def create_user(_: SuperUser, body: UserCreate, session: SessionDep) -> Us
 async def update_user(
     actor: SuperUser, user: ValidUser, body: UserUpdate, session: SessionDep, redis: RedisDep
 ) -> UserRead:
-    # A superuser cannot lock themselves out (and possibly everyone with them).
-    if user.id == actor.id and (body.is_active is False or body.is_superuser is False):
-        raise Conflict("You cannot deactivate or demote yourself")
-    return UserRead.model_validate(await users.update(session, redis, user=user, data=body))
+    updated = await users.update(session, redis, user=user, data=body, actor_id=actor.id)
+    return UserRead.model_validate(updated)

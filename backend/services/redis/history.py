@@ -87,7 +87,3 @@ async def read(
         pipe.llen(name)
         raw, total = await pipe.execute()
     return [json.loads(item) for item in raw], total
-
-
-async def clear(redis: Redis, config_id: int) -> None:
-    await redis.delete(_events_key(config_id))

@@ -4,8 +4,7 @@ Keys (all on the configured prefix):
 - `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON)
 - `schedule_status:{status}` set of config ids per status other than `inactive` (which is
   the absence of a set membership), so listings filter by status without reading every hash
-- `schedule:data:{schedule_id}` the entry, laid out as taskiq-redis's ListRedisScheduleSource
-  lays out its data keys (JSON ScheduledTask)
+- `schedule:data:{schedule_id}` the entry: a taskiq ScheduledTask as JSON
 - `schedule:due` sorted set schedule_id -> fire time, read by the scheduler each second
 - `schedule:config:{id}` sorted set of that config's queued schedule ids -> fire time
 - `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending;
@@ -19,16 +18,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from backend.models import SCHEDULE_STATUSES, ScheduleStatus
 from backend.services.redis.keys import key
 
-Status = Literal["inactive", "active", "paused", "completed"]
-STATUSES: tuple[Status, ...] = ("inactive", "active", "paused", "completed")
-INDEXED_STATUSES: tuple[Status, ...] = ("active", "paused", "completed")
+INDEXED_STATUSES: tuple[ScheduleStatus, ...] = ("active", "paused", "completed")
 CLAIM_TTL_SECONDS = 24 * 3600
 SENT = "sent|"  # prefixes a claim's value once its message is in RabbitMQ
 
@@ -88,7 +86,7 @@ def from_ms(value: float) -> datetime:
 
 @dataclass(frozen=True)
 class ScheduleState:
-    status: Status = "inactive"
+    status: ScheduleStatus = "inactive"
     next_run_at: datetime | None = None
     generation: int = 0
     anchor: datetime | None = None
@@ -99,10 +97,10 @@ class ScheduleState:
         if not raw:
             return cls()
         status = raw.get("status", "inactive")
-        if status not in STATUSES:
+        if status not in SCHEDULE_STATUSES:
             raise ValueError(f"unknown schedule status {status!r} in Redis")
         return cls(
-            status=status,  # type: ignore[arg-type]  # checked against STATUSES above
+            status=status,  # type: ignore[arg-type]  # checked against SCHEDULE_STATUSES above
             next_run_at=_parse_time(raw.get("next_run_at")),
             generation=int(raw.get("generation", 0)),
             anchor=_parse_time(raw.get("anchor")),
@@ -156,12 +154,6 @@ def queue_state(pipe: Pipeline, config_id: int, state: ScheduleState) -> None:
             pipe.srem(status_set_key(status), config_id)
 
 
-async def set_state(redis: Redis, config_id: int, state: ScheduleState) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_state(pipe, config_id, state)
-        await pipe.execute()
-
-
 def queue_forget(pipe: Pipeline, config_id: int) -> None:
     pipe.delete(state_key(config_id))
     for status in INDEXED_STATUSES:
@@ -208,12 +200,6 @@ async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
     return {i: data for i, data in zip(ids, found, strict=True) if data}
 
 
-async def due_entries(redis: Redis, *, start: datetime, end: datetime) -> list[str]:
-    """Serialized entries whose fire time lies in [start, end]."""
-    ids = await due_ids(redis, start=start, end=end)
-    return list((await entries_data(redis, ids)).values())
-
-
 _CLAIM = """
 local state = redis.call('HMGET', KEYS[1], 'status', 'generation')
 if state[1] ~= 'active' then return 'inactive' end
@@ -223,13 +209,10 @@ return 'claimed'
 """
 
 
-async def claim_fire(redis: Redis, entry_id: str, *, owner: str) -> str:
-    """Atomically check the entry is current and claim its fire: ok|inactive|stale|claimed."""
-    return (await claim_fires(redis, [entry_id], owner=owner))[0]
-
-
 async def claim_fires(redis: Redis, entry_ids: list[str], *, owner: str) -> list[str]:
-    """`claim_fire` for many entries in one round trip (each claim is atomic on its own)."""
+    """Atomically check each entry is current and claim its fire: ok|inactive|stale|claimed.
+
+    One round trip for many entries; each claim is atomic on its own."""
     script = redis.register_script(_CLAIM)
     async with redis.pipeline(transaction=False) as pipe:
         for entry_id in entry_ids:
@@ -263,14 +246,6 @@ async def claim_values(
     return cast(list[str | None], await redis.mget(keys))
 
 
-async def claimed(redis: Redis | Pipeline, config_id: int, fires: list[datetime]) -> list[bool]:
-    """Which of these fires of the config were claimed (so sent, or being sent): one MGET."""
-    if not fires:
-        return []
-    owners = await redis.mget([claim_key(config_id, to_ms(fire)) for fire in fires])
-    return [owner is not None for owner in owners]
-
-
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -283,7 +258,7 @@ async def release_claim(redis: Redis, entry_id: str, *, owner: str) -> bool:
     return bool(await redis.eval(_RELEASE, 1, claim_key(config_id, fire_ms), owner))
 
 
-async def ids_with_status(redis: Redis, status: Status) -> set[int]:
+async def ids_with_status(redis: Redis, status: ScheduleStatus) -> set[int]:
     """Configs in `status`; for `inactive`, the configs in ANY other status (to exclude)."""
     if status == "inactive":
         found = await redis.sunion([status_set_key(s) for s in INDEXED_STATUSES])
@@ -292,5 +267,5 @@ async def ids_with_status(redis: Redis, status: Status) -> set[int]:
     return {int(member) for member in found}
 
 
-async def count(redis: Redis, status: Status) -> int:
+async def count(redis: Redis, status: ScheduleStatus) -> int:
     return await redis.scard(status_set_key(status))

@@ -12,7 +12,7 @@ Keys (all under the prefix):
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -192,11 +192,6 @@ async def requeue(
     return bool(await _run_script(redis, _REQUEUE, keys, task_id, attempt, deadline))
 
 
-def queue_finish(pipe: Pipeline, *, task_id: str, config_id: int | None) -> None:
-    """Add the removal to a pipeline the caller runs (with the history append, say)."""
-    queue_finish_many(pipe, [(task_id, config_id)])
-
-
 def queue_finish_many(pipe: Pipeline, runs: Sequence[tuple[str, int | None]]) -> None:
     """The removal of finished runs (task id, config id): a few commands for any number."""
     if not runs:
@@ -235,14 +230,3 @@ async def get(redis: Redis, task_id: str) -> LiveRun | None:
 
 async def count_in_flight(redis: Redis) -> int:
     return int(await redis.zcard(_deadlines_key()))
-
-
-async def in_flight_counts(redis: Redis, config_ids: Iterable[int]) -> dict[int, int]:
-    """Started runs per config, in one round trip whatever the number of configs."""
-    ids = list(config_ids)
-    now = time.time()
-    async with redis.pipeline(transaction=False) as pipe:
-        for config_id in ids:
-            pipe.zcount(_config_key(config_id), now, "+inf")
-        counts = await pipe.execute()
-    return dict(zip(ids, map(int, counts), strict=True))

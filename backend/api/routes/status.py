@@ -1,0 +1,16 @@
+"""`GET /tasks/status`: the backing services' reachability and a few counts from each."""
+
+from fastapi import APIRouter
+
+from backend.api.deps import SUPERUSER_ONLY, BrokerDep, RedisDep, SessionmakerDep, SuperUser
+from backend.schemas.executions import SystemStatus
+from backend.services import health
+
+router = APIRouter(prefix="/tasks", tags=["executions"], responses=SUPERUSER_ONLY)
+
+
+@router.get("/status")
+async def get_status(
+    _: SuperUser, sessionmaker: SessionmakerDep, redis: RedisDep, broker: BrokerDep
+) -> SystemStatus:
+    return await health.system_status(sessionmaker=sessionmaker, redis=redis, broker=broker)

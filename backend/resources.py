@@ -1,0 +1,31 @@
+"""The connections every process holds: the database engine, its sessions and a Redis client.
+
+The API (lifespan), the worker (startup event) and the scheduler (its schedule source's
+startup) open them with `Resources.open` and close them with `close`, the same way.
+"""
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backend.config import Settings
+from backend.db import create_engine, create_sessionmaker
+from backend.services.redis.keys import create_client
+
+
+@dataclass(frozen=True)
+class Resources:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+
+    @classmethod
+    def open(cls, settings: Settings, *, pool_size: int = 5) -> "Resources":
+        """Connections are made on first use, so this does no I/O."""
+        engine = create_engine(settings.database_url, pool_size=pool_size)
+        return cls(engine, create_sessionmaker(engine), create_client(settings.redis_url))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()

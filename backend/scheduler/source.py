@@ -1,0 +1,195 @@
+"""The schedule source the scheduler process reads: taskiq's ScheduleSource over the
+scheduler store's fire entries (backend/services/redis/scheduler.py), indexed by fire time.
+
+It implements the ABC directly rather than subclassing taskiq-redis's ListRedisScheduleSource:
+every hook of that class would be overridden, and its add/delete_schedule would write keys
+nothing reads. Entries are written only by the schedule rules (backend/services/schedules.py).
+
+- get_schedules returns the entries due from `now - grace` to `now + lookahead` (one
+  ZRANGEBYSCORE, and one MGET for the entries not parsed already: an entry never changes
+  under its id), so a fresh entry is in memory before its second comes;
+- pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
+  still active and the entry current): a replica that loses the claim does not send;
+- the claims of the sends started together (a minute boundary can bring thousands) go to
+  Redis in one pipeline per batch;
+- post_send marks the claim `sent` at once (reconcile tells a dead sender's sent fires from
+  its unconfirmed ones by that; one pipeline per batch), then, once the burst of sends has
+  passed, drops the entry and queues the following occurrence;
+- send_failed (called by backend/scheduler/sender.py when the publish raised) gives the
+  claim back;
+- startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+from sqlalchemy import select
+from taskiq import ScheduledTask, ScheduleSource
+from taskiq.exceptions import ScheduledTaskCancelledError
+
+from backend import metrics
+from backend.config import Settings
+from backend.models import TaskConfig
+from backend.resources import Resources
+from backend.scheduler.batching import Batcher
+from backend.scheduler.reconcile import SETTLE, reconcile
+from backend.services import schedules
+from backend.services.redis import history
+from backend.services.redis import scheduler as schedule_state
+
+logger = logging.getLogger(__name__)
+
+CLAIM_BATCH_SIZE = 1000  # claims (and sent marks) per Redis pipeline
+AFTER_FIRE_CONCURRENCY = 20  # after_fire transactions in flight at once, each on a connection
+
+
+class TaskhubScheduleSource(ScheduleSource):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        # No I/O here: connections are made on first use, and closed in shutdown.
+        self._resources = Resources.open(settings, pool_size=2)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._reconciler: asyncio.Task[None] | None = None
+        self._suspects: frozenset[int] = frozenset()  # configs found missing by the last pass
+        self._parsed: dict[str, ScheduledTask] = {}
+        self._claims = Batcher(self._claim_batch, max_size=CLAIM_BATCH_SIZE)
+        self._marks = Batcher(self._mark_batch, max_size=CLAIM_BATCH_SIZE)
+        # The bookkeeping after a send waits for the burst of sends to pass (10 s at most),
+        # so a minute boundary's thousands of publishes are not slowed by it: the next
+        # QUEUE_DEPTH - 1 fires of each schedule are queued already.
+        self._bookkeeping = Batcher(
+            self._after_fire_batch, max_size=CLAIM_BATCH_SIZE, quiet=0.05, max_wait=10.0
+        )
+
+    @property
+    def _redis(self) -> Redis:
+        return self._resources.redis
+
+    @property
+    def _grace(self) -> timedelta:
+        return timedelta(seconds=self._settings.misfire_grace_seconds)
+
+    async def startup(self) -> None:
+        # No fire of this process is in flight yet: settle every past entry at once.
+        await self.reconcile_once(settle=timedelta(0))
+        self._reconciler = asyncio.create_task(self._reconcile_forever())
+
+    async def shutdown(self) -> None:
+        # Sends already made still get their bookkeeping (fired event, next fire queued).
+        for batcher in (self._claims, self._marks, self._bookkeeping):
+            await batcher.drain()
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+        await self._resources.close()
+
+    async def get_schedules(self) -> list[ScheduledTask]:
+        now = datetime.now(UTC)
+        lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
+        redis = self._redis
+        ids = await schedule_state.due_ids(redis, start=now - self._grace, end=now + lookahead)
+        new = await schedule_state.entries_data(redis, [i for i in ids if i not in self._parsed])
+        known = dict(self._parsed)
+        for entry_id, data in new.items():
+            try:
+                known[entry_id] = ScheduledTask.model_validate_json(data)
+            except ValidationError:  # one bad entry must not stop every other schedule
+                logger.exception("skipping a malformed schedule entry: %.300s", data)
+        self._parsed = {i: known[i] for i in ids if i in known}
+        return list(self._parsed.values())
+
+    async def pre_send(self, task: ScheduledTask) -> None:
+        outcome = await self._claims.submit(task.schedule_id)
+        if outcome in ("inactive", "stale"):
+            await schedules.drop_stale_entry(self._redis, task.schedule_id)
+        if outcome == "claimed":
+            metrics.fire_claimed_elsewhere(task.task_name)
+        if outcome != "ok":
+            logger.info("fire %s not sent: %s", task.schedule_id, outcome)
+            raise ScheduledTaskCancelledError
+
+    async def post_send(self, task: ScheduledTask) -> None:
+        _, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
+        metrics.fire_sent(task.task_name, lag=time.time() - fire_ms / 1000)
+        await self._marks.submit(task.schedule_id)
+        await self._bookkeeping.submit((task.schedule_id, task.task_id))
+
+    async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
+        return await schedule_state.claim_fires(self._redis, entry_ids, owner=self._owner)
+
+    async def _mark_batch(self, entry_ids: list[str]) -> list[None]:
+        await schedule_state.mark_sent(self._redis, entry_ids, owner=self._owner)
+        return [None] * len(entry_ids)
+
+    async def _after_fire_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
+        for start in range(0, len(sent), AFTER_FIRE_CONCURRENCY):
+            chunk = sent[start : start + AFTER_FIRE_CONCURRENCY]
+            await asyncio.gather(*(self._after_fire(entry, task_id) for entry, task_id in chunk))
+        return [None] * len(sent)
+
+    async def _after_fire(self, entry_id: str, task_id: str | None) -> None:
+        await schedules.after_fire(self._redis, entry_id, task_id=task_id)
+
+    async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
+        """The send after a won claim raised: give the claim back and say whether to retry in
+        `retry_in` seconds (the fire will still be younger than the grace period then)."""
+        config_id, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
+        fire_at = schedule_state.from_ms(fire_ms)
+        retry = datetime.now(UTC) + timedelta(seconds=retry_in) < fire_at + self._grace
+        await schedule_state.release_claim(self._redis, task.schedule_id, owner=self._owner)
+        await history.append(
+            self._redis, config_id, "send_failed", fire_at=fire_at.isoformat(),
+            task_id=task.task_id, error=_describe(error), retry=retry,
+        )  # fmt: skip
+        logger.error(
+            "sending fire %s (task %s, config %s) failed: %s; %s",
+            task.schedule_id, task.task_name, config_id, _describe(error),
+            "retrying" if retry else "giving up: past the grace period, reconcile counts it missed",
+        )  # fmt: skip
+        return retry
+
+    async def reconcile_once(self, *, settle: timedelta = SETTLE) -> None:
+        redis = self._redis
+        try:
+            # One replica at a time; another replica's pass is just as good.
+            async with redis.lock(schedule_state.reconcile_lock_key(), timeout=60, blocking=False):
+                self._suspects = await reconcile(
+                    redis,
+                    now=datetime.now(UTC),
+                    grace=self._grace,
+                    existing=self._existing,
+                    suspects=self._suspects,
+                    settle=settle,
+                )
+        except LockError:
+            logger.debug("reconcile skipped: another scheduler is reconciling")
+
+    async def _existing(self, config_ids: set[int]) -> set[int]:
+        if not config_ids:
+            return set()
+        async with self._resources.sessionmaker() as session:
+            query = select(TaskConfig.id).where(TaskConfig.id.in_(config_ids))
+            return set(await session.scalars(query))
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.reconcile_interval_seconds)
+            try:
+                await self.reconcile_once()
+            except Exception:  # the loop must outlive one failed pass; the next one retries
+                logger.exception("reconcile failed")
+
+
+def _describe(error: BaseException) -> str:
+    """taskiq wraps the broker's error in SendTaskError: name the cause."""
+    cause = error.__cause__ or error
+    return f"{type(cause).__name__}: {cause}"

@@ -1,0 +1,1 @@
+"""Time math, pure (no I/O): schedule specs and their next fire times, and schedules in words."""

@@ -1,0 +1,53 @@
+"""The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
+
+Adds the worker-side middlewares (recording, then retries: the order matters, see
+backend/worker/recording.py), opens the resources and starts the record buffer and the reaper
+in the worker startup event, flushes and stops them on shutdown, and imports every task
+module so the worker runs each type by name.
+"""
+
+import asyncio
+import contextlib
+
+from taskiq import TaskiqEvents, TaskiqState
+
+from backend.broker import broker
+from backend.config import get_settings
+from backend.log import configure_logging
+from backend.resources import Resources
+from backend.tasks import load_all
+from backend.worker import reaper
+from backend.worker.buffer import RecordBuffer
+from backend.worker.recording import RecordingMiddleware
+from backend.worker.retries import retry_middleware
+
+__all__ = ["broker"]
+
+load_all()
+broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))
+
+
+@broker.on_event(TaskiqEvents.WORKER_STARTUP)
+async def open_resources(state: TaskiqState) -> None:
+    configure_logging()
+    settings = get_settings()
+    state.resources = Resources.open(settings)
+    state.records = RecordBuffer(
+        state.resources,
+        flush_seconds=settings.record_flush_seconds,
+        max_batch=settings.record_max_batch,
+        max_pending=settings.record_max_pending,
+        retry_max_seconds=settings.record_retry_max_seconds,
+    )
+    state.records.start()
+    state.reaper = asyncio.create_task(reaper.run_forever(state.resources, settings))
+
+
+@broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+async def close_resources(state: TaskiqState) -> None:
+    state.reaper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await state.reaper
+    # Within taskiq's --shutdown-timeout (5 s by default), which cancels this handler.
+    await state.records.close(timeout=get_settings().record_shutdown_seconds)
+    await state.resources.close()

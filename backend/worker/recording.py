@@ -1,0 +1,183 @@
+"""The one recording path: a taskiq middleware that turns every run into exactly one record.
+
+pre_execute   marks the run in flight (or refuses an overlapping scheduled run: `skipped`)
+on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
+post_execute  hands the run's ending to the worker's RecordBuffer (backend/worker/buffer.py), which
+              writes its one `task_executions` row within milliseconds, batched with other
+              runs' rows, then drops it from the in-flight set and appends `succeeded` /
+              `failed` / `timed_out` to the config's history
+
+It must be listed BEFORE SmartRetryMiddleware: taskiq calls on_error hooks in reverse order, so
+ours then runs after the retry middleware has decided, and a re-sent attempt shows up as its
+result's error replaced by NoResultError (`no_result_on_retry`). Task functions know nothing
+of this.
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.exceptions import NoResultError
+
+from backend import metrics
+from backend.config import get_settings
+from backend.models import TRIGGERS, Trigger
+from backend.resources import Resources
+from backend.services.redis import history
+from backend.services.redis import timeout as live_runs
+from backend.tasks.registry import SKIPPED, is_skipped
+from backend.worker.buffer import RecordBuffer
+from backend.worker.records import Ending, Outcome
+from backend.worker.results import cap_result, describe_error
+from backend.worker.retries import between_attempts_deadline
+
+logger = logging.getLogger(__name__)
+
+# Labels this middleware sets on a message while it runs. The first two travel on with the
+# retry middleware's copy of the message: a retried run keeps the start of its first attempt.
+STARTED_AT = "taskhub_started_at"
+ATTEMPT = "taskhub_attempt"
+
+MAX_TIMEOUT_SECONDS = 86400.0  # for messages sent without a `timeout` label
+
+
+def _config_id(message: TaskiqMessage) -> int | None:
+    value = message.labels.get("config_id")
+    return int(value) if value not in (None, "") else None
+
+
+def _trigger(message: TaskiqMessage) -> Trigger:
+    trigger = str(message.labels.get("trigger", "manual"))
+    return trigger if trigger in TRIGGERS else "manual"  # type: ignore[return-value]
+
+
+def _timeout(message: TaskiqMessage) -> float | None:
+    value = message.labels.get("timeout")
+    return float(value) if value not in (None, "") else None
+
+
+def _timed_out(message: TaskiqMessage, result: TaskiqResult[Any]) -> bool:
+    # anyio.fail_after (taskiq's `timeout` label) raises a bare TimeoutError at the limit.
+    limit = _timeout(message)
+    return (
+        isinstance(result.error, TimeoutError)
+        and limit is not None
+        and result.execution_time >= limit - 0.01
+    )
+
+
+class RecordingMiddleware(TaskiqMiddleware):
+    @property
+    def resources(self) -> Resources:
+        return self.broker.state.resources  # opened in the worker startup event
+
+    @property
+    def records(self) -> RecordBuffer:
+        return self.broker.state.records  # started in the worker startup event
+
+    async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        settings = get_settings()
+        labels = message.labels
+        now = time.time()
+        attempt = int(labels.get("_retries", 0)) + 1
+        config_id = _config_id(message)
+        trigger = _trigger(message)
+        # Only a scheduled run's first attempt may be refused: a retry continues an admitted run.
+        exclusive = (
+            trigger == "scheduled" and labels.get("overlap_policy") == "skip" and attempt == 1
+        )
+        deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
+        deadline += settings.lost_run_grace_seconds
+        admitted = await live_runs.start(
+            self.resources.redis,
+            task_id=message.task_id,
+            config_id=config_id,
+            trigger=trigger,
+            task_type=message.task_name,
+            attempt=attempt,
+            started_at=float(labels.get(STARTED_AT, now)),
+            deadline=deadline,
+            exclusive=exclusive,
+            ttl=int(deadline - now) + settings.queued_run_ttl_seconds,
+        )
+        if not admitted:
+            labels[SKIPPED] = True
+            metrics.run_skipped(message.task_name)
+            if config_id is not None:
+                await history.append(
+                    self.resources.redis,
+                    config_id,
+                    "skipped",
+                    task_id=message.task_id,
+                    reason="another run of this config is in flight",
+                )
+            logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
+            return message
+        if attempt == 1:
+            metrics.run_started(message.task_name)
+        labels.setdefault(STARTED_AT, now)
+        labels[ATTEMPT] = attempt
+        return message
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        if is_skipped(message) or isinstance(exception, NoResultError):
+            return
+        if not isinstance(result.error, NoResultError):
+            return  # the run ends here: post_execute records it
+        settings = get_settings()
+        config_id = _config_id(message)
+        attempt = int(message.labels[ATTEMPT])
+        # Live until the next attempt starts, however long the backoff; then lost if never.
+        deadline = between_attempts_deadline(
+            settings, run_timeout=_timeout(message) or MAX_TIMEOUT_SECONDS
+        )
+        await live_runs.requeue(
+            self.resources.redis,
+            task_id=message.task_id,
+            config_id=config_id,
+            attempt=attempt,
+            deadline=deadline,
+        )
+        if config_id is not None:
+            await history.append(
+                self.resources.redis,
+                config_id,
+                "retrying",
+                task_id=message.task_id,
+                attempt=attempt,
+                error=describe_error(exception, max_chars=settings.error_max_chars),
+            )
+
+    async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if is_skipped(message) or isinstance(result.error, NoResultError):
+            return  # skipped, or re-sent for another attempt: not the end of the run
+        event, value, error = _ending(message, result)
+        outcome = Outcome(
+            task_id=message.task_id,
+            config_id=_config_id(message),
+            is_success=event == "succeeded",
+            started_at=datetime.fromtimestamp(float(message.labels[STARTED_AT]), UTC),
+            completed_at=datetime.now(UTC),
+            trigger=_trigger(message),
+            attempts=int(message.labels[ATTEMPT]),
+            result=value,
+            error_message=error,
+        )
+        await self.records.add(Ending(outcome=outcome, event=event, task_type=message.task_name))
+
+
+def _ending(message: TaskiqMessage, result: TaskiqResult[Any]) -> tuple[str, Any, str | None]:
+    """The history event, the capped result and the error message of a run's last attempt."""
+    settings = get_settings()
+    if result.error is None:
+        value = cap_result(result.return_value, max_bytes=settings.result_max_bytes)
+        return "succeeded", value, None
+    if _timed_out(message, result):
+        limit = _timeout(message)
+        return "timed_out", None, f"TimeoutError: the run exceeded its timeout of {limit:g} s"
+    error = describe_error(result.error, max_chars=settings.error_max_chars)
+    return "failed", None, error

@@ -1,0 +1,79 @@
+"""The timeout store: in-flight marks, the overlap lock, requeue between retries, claims."""
+
+import time
+import uuid
+
+from redis.asyncio import Redis
+
+from backend.services.redis import timeout as live_runs
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> bool:
+    now = time.time()
+    values: dict[str, object] = {
+        "trigger": "scheduled",
+        "attempt": 1,
+        "started_at": now,
+        "deadline": now + 30,
+        "exclusive": False,
+        "ttl": 60,
+        **kw,
+    }
+    return await live_runs.start(redis, task_id=task_id, config_id=config_id, **values)  # type: ignore[arg-type]
+
+
+async def test_exclusive_start_is_refused_while_another_run_is_in_flight(redis: Redis) -> None:
+    first, second = new_id(), new_id()
+    await live_runs.mark_queued(
+        redis, task_id=second, config_id=700001, trigger="scheduled", ttl=60
+    )
+    assert await start(redis, first, 700001)
+    assert not await start(redis, second, 700001, exclusive=True)
+    assert await live_runs.get(redis, second) is None  # the refused run's marker is gone
+    assert await start(redis, first, 700001, exclusive=True)  # its own entry does not block
+    assert not await start(redis, new_id(), 700001, exclusive=True)  # first still holds it
+    assert await start(redis, new_id(), 700002, exclusive=True)  # another config's is free
+
+
+async def test_a_lapsed_lock_does_not_block(redis: Redis) -> None:
+    now = time.time()
+    assert await start(redis, new_id(), 700003, started_at=now - 10, deadline=now - 1)
+    assert await start(redis, new_id(), 700003, exclusive=True)
+
+
+async def test_finish_releases_the_lock(redis: Redis) -> None:
+    task_id = new_id()
+    assert await start(redis, task_id, 700004)
+    async with redis.pipeline(transaction=True) as pipe:
+        live_runs.queue_finish_many(pipe, [(task_id, 700004)])
+        await pipe.execute()
+    assert await live_runs.get(redis, task_id) is None
+    assert await start(redis, new_id(), 700004, exclusive=True)
+
+
+async def test_requeue_only_touches_the_attempt_that_failed(redis: Redis) -> None:
+    task_id = new_id()
+    assert await start(redis, task_id, 700005, attempt=2)
+    assert not await live_runs.requeue(
+        redis, task_id=task_id, config_id=700005, attempt=1, deadline=time.time() + 5
+    )
+    assert await live_runs.requeue(
+        redis, task_id=task_id, config_id=700005, attempt=2, deadline=time.time() + 5
+    )
+    live = await live_runs.get(redis, task_id)
+    assert live is not None
+    assert (live.state, live.attempt) == ("queued", 2)
+
+
+async def test_claims_are_exclusive_for_the_lease(redis: Redis) -> None:
+    task_id = new_id()
+    now = time.time()
+    assert await start(redis, task_id, 700006, started_at=now - 5, deadline=now - 1)
+    claimed = await live_runs.claim_due(redis, lease_seconds=60)
+    assert task_id in [run.task_id for run in claimed]
+    again = await live_runs.claim_due(redis, lease_seconds=60)
+    assert task_id not in [run.task_id for run in again]
