@@ -141,8 +141,9 @@ async def _repair(
         pipe.multi()
         for entry_id in dropped:
             schedule_state.queue_entry_removal(pipe, config_id, entry_id)
+        claim_of = {entry_id: claim for (entry_id, _), claim in zip(past, claims, strict=True)}
         for entry_id, fire in confirmed:
-            schedules.queue_catch_up_fired(pipe, config_id, entry_id, fire)
+            schedules.queue_catch_up_fired(pipe, config_id, entry_id, fire, claim_of[entry_id])
         schedules.queue_fires(pipe, config_id, state, to_queue)
         _queue_missed(pipe, config_id, now=now, misfire=misfire, abandoned=abandoned)
         _queue_next(pipe, config_id, state, pending, now=now, sending=bool(sending))

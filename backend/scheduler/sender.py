@@ -1,11 +1,13 @@
-"""Sending a due fire: taskiq's TaskiqScheduler, with a failed send retried, not lost."""
+"""Sending a due fire: taskiq's TaskiqScheduler, with a failed send retried, not lost, and a
+shutdown that waits for the sends already under way."""
 
 import asyncio
 import itertools
 import logging
+import signal
 from typing import Any
 
-from taskiq import ScheduledTask, ScheduleSource, TaskiqScheduler
+from taskiq import AsyncBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.kicker import AsyncKicker
 
@@ -14,31 +16,70 @@ from backend.scheduler.source import TaskhubScheduleSource
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)  # then every 15 s until the grace period ends
+SHUTDOWN_WAIT = 12.0  # seconds a shutdown waits for sends in flight (bookkeeping: 10 s at most)
 
 
 class TaskhubScheduler(TaskiqScheduler):
     """taskiq's on_ready, except that a failed send is not lost: the claim is given back, a
     `send_failed` event recorded, and the send retried (claim first, so a pause in between
-    wins) while the fire is younger than the grace period."""
+    wins) while the fire is younger than the grace period.
+
+    On shutdown (SIGINT, or SIGTERM, which taskiq's CLI would not handle) the sends taskiq's
+    loop started are waited for: from claim to bookkeeping each runs in its own asyncio task,
+    which the cancelled loop leaves running and asyncio.run would cancel once the sources are
+    shut down, with the fire claimed or sent but not recorded."""
+
+    def __init__(self, broker: AsyncBroker, sources: list[ScheduleSource]) -> None:
+        super().__init__(broker=broker, sources=sources)
+        self._in_flight: set[asyncio.Task[Any]] = set()  # on_ready calls claiming or sending
+        self._stopping = False
+
+    async def startup(self) -> None:
+        await super().startup()
+        main = asyncio.current_task()  # taskiq's run_scheduler: cancelled, it shuts down
+        if main is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+
+    async def shutdown(self) -> None:
+        self._stopping = True  # a send waiting out its retry delay (claim given back) stops
+        if self._in_flight:
+            _, late = await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_WAIT)
+            if late:
+                logger.warning("shutting down with %d sends still in flight", len(late))
+        await super().shutdown()
 
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
         assert isinstance(source, TaskhubScheduleSource)
+        current = asyncio.current_task()
+        assert current is not None
         for attempt in itertools.count():
-            try:
-                await source.pre_send(task)
-            except ScheduledTaskCancelledError:
-                logger.info("fire %s of %s cancelled", task.schedule_id, task.task_name)
+            if self._stopping:
                 return
+            self._in_flight.add(current)
             try:
-                await self._send(task)
-            except Exception as exc:  # any publish error: record it and retry, never drop it
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                if not await source.send_failed(task, exc, retry_in=delay):
-                    return
-                await asyncio.sleep(delay)
-                continue
-            await source.post_send(task)
-            return
+                retry_in = await self._attempt(source, task, attempt)
+            finally:
+                self._in_flight.discard(current)
+            if retry_in is None:
+                return
+            await asyncio.sleep(retry_in)
+
+    async def _attempt(
+        self, source: TaskhubScheduleSource, task: ScheduledTask, attempt: int
+    ) -> float | None:
+        """Claim, send and record the fire; the delay before the next try, or None if done."""
+        try:
+            await source.pre_send(task)
+        except ScheduledTaskCancelledError:
+            logger.info("fire %s of %s cancelled", task.schedule_id, task.task_name)
+            return None
+        try:
+            await self._send(task)
+        except Exception as exc:  # any publish error: record it and retry, never drop it
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            return delay if await source.send_failed(task, exc, retry_in=delay) else None
+        await source.post_send(task)
+        return None
 
     async def _send(self, task: ScheduledTask) -> None:
         kicker: AsyncKicker[Any, Any] = AsyncKicker(task.task_name, self.broker, task.labels)

@@ -233,9 +233,13 @@ async def forget(redis: Redis, config_id: int) -> None:
     )
 
 
-def queue_catch_up_fired(pipe: Pipeline, config_id: int, entry_id: str, fire_at: datetime) -> None:
-    """A fire known sent whose sender died before its bookkeeping: drop it, say it fired."""
+def queue_catch_up_fired(
+    pipe: Pipeline, config_id: int, entry_id: str, fire_at: datetime, claim: str | None
+) -> None:
+    """A fire known sent whose sender died before its bookkeeping (or has not done it yet):
+    drop it, say it fired, and mark its claim so that sender's after_fire does not again."""
     schedule_state.queue_entry_removal(pipe, config_id, entry_id)
+    schedule_state.queue_recorded(pipe, config_id, fire_at, claim)
     history.queue_append(
         pipe, config_id, "fired", fire_at=fire_at.isoformat(),
         task_id=fire_task_id(config_id, fire_at), recorded_by="reconcile",
@@ -263,9 +267,14 @@ async def after_fire(
         past = [(other, fire) for other, fire in others if fire <= now]
         claims = await schedule_state.claim_values(pipe, config_id, [fire for _, fire in past])
         pending = [fire for (_, fire), claim in zip(past, claims, strict=True) if claim is None]
-        # Whoever drops the entry writes its `fired` event: a replica's after_fire or a
-        # reconcile may have caught up on this one already (both WATCH the entries).
-        caught_up = all(other != entry_id for other, _ in queued)
+        # The `fired` event is this sender's to write unless a catch-up (a replica's after_fire
+        # or a reconcile: both WATCH the entries) wrote it and marked the claim. An entry gone
+        # without that mark was dropped by an action (stop, pause, reload) or as stale by a
+        # replica that lost the claim, after this send: its `fired` event is still owed.
+        caught_up = False
+        if all(other != entry_id for other, _ in queued):
+            [own_claim] = await schedule_state.claim_values(pipe, config_id, [fire_at])
+            caught_up = schedule_state.is_recorded(own_claim)
         pipe.multi()
         schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         if not caught_up:
@@ -274,7 +283,7 @@ async def after_fire(
             )
         for (other, other_fire), claim in zip(past, claims, strict=True):
             if schedule_state.is_sent(claim):
-                queue_catch_up_fired(pipe, config_id, other, other_fire)
+                queue_catch_up_fired(pipe, config_id, other, other_fire, claim)
         if state.generation != generation or state.status != "active":
             return
         ahead = sorted(fire for _, fire in others if fire > now)

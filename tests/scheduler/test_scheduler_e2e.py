@@ -5,6 +5,8 @@ through the messages that reach the test's RabbitMQ queue.
 """
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -343,3 +345,18 @@ async def test_next_run_at_is_when_the_run_starts(
     finally:
         processes.stop(scheduler)
         worker.stop()
+
+
+async def test_sigterm_shuts_the_scheduler_down_as_sigint_does() -> None:
+    """honcho and docker stop send SIGTERM: the sources' shutdown (the bookkeeping of sends
+    already made) must run for it too, not only for Ctrl-C."""
+    process = processes.start_scheduler("sigterm")
+    try:
+        await processes.scheduler_ready(process)
+        os.killpg(process.pid, signal.SIGTERM)
+        returncode = await asyncio.to_thread(process.wait, 15)
+    finally:
+        processes.stop(process, kill=True)
+    log = process.log_path.read_text()  # type: ignore[attr-defined]
+    assert returncode == 0, log
+    assert "Scheduler shut down" in log

@@ -4,7 +4,8 @@ The scheduler and its schedule source are the real ones (real Redis); only the b
 stand-in whose publish fails as the test says.
 """
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from taskiq.message import BrokerMessage
 
 from backend.config import get_settings
 from backend.models import TaskConfig
-from backend.scheduler import TaskhubScheduler
+from backend.scheduler.sender import TaskhubScheduler
 from backend.scheduler.source import TaskhubScheduleSource
 from backend.services import schedules
 from backend.services.redis import history
@@ -147,3 +148,62 @@ async def test_a_malformed_entry_does_not_stop_the_others(
         await redis.zrem(schedule_state.due_key(), bad_id)
     assert task.schedule_id in [t.schedule_id for t in found]
     assert bad_id not in [t.schedule_id for t in found]
+
+
+# A sent fire keeps its `fired` event when an action or a shutdown comes between the send
+# and its deferred bookkeeping.
+
+
+class ActionAfterPublish(InMemoryBroker):
+    def __init__(self, action: Callable[[], Awaitable[object]]) -> None:
+        super().__init__()
+        self.action = action
+        self.sent: list[BrokerMessage] = []
+
+    async def kick(self, message: BrokerMessage) -> None:
+        self.sent.append(message)  # RabbitMQ has it
+        await self.action()  # a stop lands before post_send's bookkeeping
+
+
+async def test_a_stop_between_send_and_bookkeeping_keeps_the_fired_event(
+    source: TaskhubScheduleSource, session: AsyncSession, redis: Redis
+) -> None:
+    config = await started(session, redis, now=datetime.now(UTC))
+    task = await first_entry(redis, config.id)
+
+    async def stop() -> None:
+        await schedules.apply_action(redis, config, "stop")
+
+    broker = ActionAfterPublish(stop)
+    await TaskhubScheduler(broker=broker, sources=[source]).on_ready(source, task)
+    assert [m.task_id for m in broker.sent] == [task.task_id]
+    assert (await kinds(redis, config.id)).count("fired") == 1
+
+
+class SlowConfirm(InMemoryBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[BrokerMessage] = []
+
+    async def kick(self, message: BrokerMessage) -> None:
+        self.sent.append(message)  # published ...
+        await asyncio.sleep(0.3)  # ... its confirm still on its way
+
+
+async def test_a_shutdown_waits_for_a_send_in_flight(
+    source: TaskhubScheduleSource, session: AsyncSession, redis: Redis
+) -> None:
+    """What taskiq's run_scheduler does on SIGINT: scheduler.shutdown(), source.shutdown(),
+    then asyncio.run cancels every task still running."""
+    config = await started(session, redis, now=datetime.now(UTC))
+    task = await first_entry(redis, config.id)
+    broker = SlowConfirm()
+    scheduler = TaskhubScheduler(broker=broker, sources=[source])
+    send = asyncio.create_task(scheduler.on_ready(source, task))
+    await asyncio.sleep(0.1)  # claimed, publishing
+    await scheduler.shutdown()
+    await source.shutdown()
+    send.cancel()
+    await asyncio.gather(send, return_exceptions=True)
+    assert [m.task_id for m in broker.sent] == [task.task_id]
+    assert (await kinds(redis, config.id)).count("fired") == 1

@@ -29,6 +29,9 @@ from backend.services.redis.keys import key
 INDEXED_STATUSES: tuple[ScheduleStatus, ...] = ("active", "paused", "completed")
 CLAIM_TTL_SECONDS = 24 * 3600
 SENT = "sent|"  # prefixes a claim's value once its message is in RabbitMQ
+# Replaces SENT once a catch-up (reconcile, or another replica's after_fire) wrote the fire's
+# `fired` event for its sender: the sender's own after_fire then must not write it again.
+RECORDED = "fired|"
 
 
 def state_key(config_id: int) -> str:
@@ -233,7 +236,17 @@ async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> None:
 
 
 def is_sent(claim: str | None) -> bool:
-    return claim is not None and claim.startswith(SENT)
+    return claim is not None and claim.startswith((SENT, RECORDED))
+
+
+def is_recorded(claim: str | None) -> bool:
+    return claim is not None and claim.startswith(RECORDED)
+
+
+def queue_recorded(pipe: Pipeline, config_id: int, fire_at: datetime, claim: str | None) -> None:
+    """Note on a sent claim that its `fired` event is written (by a catch-up)."""
+    value = RECORDED + (claim or "").removeprefix(SENT)
+    pipe.set(claim_key(config_id, to_ms(fire_at)), value, xx=True, keepttl=True)
 
 
 async def claim_values(
