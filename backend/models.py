@@ -1,5 +1,5 @@
 """ORM tables (what is static or final lives in PostgreSQL), and the closed value sets of
-the data both stores hold: overlap policies, run triggers, schedule statuses."""
+the data both stores hold: roles, overlap policies, run triggers, schedule statuses."""
 
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -23,11 +23,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.db import Base
 from backend.triggers.specs import SchedulerType
 
+# Ordered: each role may do what the ones before it may.
+Role = Literal["viewer", "operator", "admin"]
 OverlapPolicy = Literal["skip", "allow"]
 Trigger = Literal["scheduled", "manual"]
 # Lives in Redis (the scheduler store), not in a column: `inactive` is the absence of a state.
 ScheduleStatus = Literal["inactive", "active", "paused", "completed"]
 
+ROLES: tuple[Role, ...] = get_args(Role)
 SCHEDULER_TYPES: tuple[str, ...] = get_args(SchedulerType)
 OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
 TRIGGERS: tuple[str, ...] = get_args(Trigger)
@@ -45,8 +48,13 @@ class Timestamped:
     )
 
 
+def role_rank(role: Role) -> int:
+    return ROLES.index(role)
+
+
 class User(Timestamped, Base):
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -54,7 +62,7 @@ class User(Timestamped, Base):
     full_name: Mapped[str | None] = mapped_column(String(255))
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
-    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    role: Mapped[str] = mapped_column(String(16), default="viewer", server_default="viewer")
 
 
 class TaskConfig(Timestamped, Base):
@@ -102,3 +110,48 @@ class TaskExecution(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class ApiToken(Base):
+    """A long-lived bearer token for scripts: only its SHA-256 is stored (the secret has full
+    entropy, so a fast hash is enough and lets every request look it up by hash)."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One change: who (user, token, username at the time), what, to which target, when."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_target", "target_type", "target_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # No foreign keys: the trail outlives the users, tokens and configs it names.
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    actor_token_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    target_name: Mapped[str | None] = mapped_column(String(320))
+    changes: Mapped[Any] = mapped_column(JSONB, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(128))

@@ -1,20 +1,18 @@
-"""Annotated dependencies shared by the routers."""
+"""Annotated dependencies shared by the routers (the caller's identity: backend/api/access.py)."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_aio_pika import AioPikaBroker
 
 from backend.config import Settings
-from backend.errors import Forbidden, NotFound, Unauthorized
+from backend.errors import NotFound
 from backend.models import TaskConfig, User
 from backend.schemas.common import Id
-from backend.schemas.users import UserRead
-from backend.services import auth, users
+from backend.services import users
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -44,36 +42,6 @@ SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessio
 RedisDep = Annotated[Redis, Depends(get_redis)]
 BrokerDep = Annotated[AioPikaBroker, Depends(get_broker)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
-
-
-async def get_current_user(
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
-    redis: RedisDep,
-    settings: SettingsDep,
-) -> UserRead:
-    """The user record comes from the Redis user cache: no SQL while the cache is warm."""
-    if token is None:
-        raise Unauthorized("Not authenticated")
-    return await auth.authenticate(session, redis, settings=settings, token=token)
-
-
-CurrentUser = Annotated[UserRead, Depends(get_current_user)]
-
-
-async def get_superuser(user: CurrentUser) -> UserRead:
-    if not user.is_superuser:
-        raise Forbidden("Superuser privileges required")
-    return user
-
-
-SuperUser = Annotated[UserRead, Depends(get_superuser)]
-# For `responses=` of routes taking SuperUser: the OpenAPI schema cannot tell them apart.
-SUPERUSER_ONLY: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Superuser privileges required"}
-}
 
 
 async def valid_user_id(user_id: Id, session: SessionDep) -> User:

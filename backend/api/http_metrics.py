@@ -5,45 +5,13 @@ number of series stays bounded whatever paths clients send.
 """
 
 import time
-from typing import Any
-from weakref import WeakKeyDictionary
 
-from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import metrics
+from backend.api.route_templates import RouteTemplates
 
-UNMATCHED = "unmatched"  # no route matched (404s, and requests refused before routing)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class RouteTemplates:
-    """The full path template of a matched route.
-
-    FastAPI keeps included routers nested: the route in `scope["route"]` knows only its own
-    router's prefix, so the full templates come from `iter_route_contexts` (what the OpenAPI
-    schema is built from), read once per app and again when routes were added since.
-    """
-
-    def __init__(self) -> None:
-        self._paths: WeakKeyDictionary[Any, dict[int, str]] = WeakKeyDictionary()
-
-    def of(self, app: Any, route: Any) -> str:
-        paths = self._paths.setdefault(app, {})
-        if id(route) not in paths:
-            for context in iter_route_contexts(app.routes):
-                if context.path_format is not None:
-                    paths[id(context.original_route)] = context.path_format
-            paths.setdefault(id(route), getattr(route, "path", None) or UNMATCHED)
-        return paths[id(route)]
-
-    def for_scope(self, scope: Scope, *, root_path: str) -> str:
-        """Call after the app handled the request: routing has filled in the scope by then."""
-        mounted_at = scope.get("root_path", "")[len(root_path) :]  # set by a Mount on the way
-        route = scope.get("route")
-        if route is not None:
-            return mounted_at + self.of(scope["app"], route)
-        return f"{mounted_at}/{{path}}" if mounted_at else UNMATCHED
 
 
 class HttpMetricsMiddleware:

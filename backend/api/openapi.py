@@ -1,9 +1,10 @@
 """The OpenAPI schema documents every error a route can answer, in the one error shape.
 
 What the generated schema itself shows is added to each operation: 422 where FastAPI says
-there is input to validate, 400 and 413 where there is a body, 401 where a bearer token is
-needed, 404 where the path names a resource, and 503 everywhere (every route reads a store).
-What it cannot show (403 superuser only, 409 conflicts, 429 lockout) routes declare with
+there is input to validate, 400 and 413 where there is a body, 404 where the path names a
+resource, and 503 everywhere (every route reads a store). From the access rules
+(backend/api/access.py): no security on public routes, 401 on the others, and 403 naming the
+role a route needs. What neither shows (409 conflicts, 429 lockout) routes declare with
 `responses={status: {"description": ...}}`; any documented 4xx/5xx without a body of its own
 gets the error shape.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from backend.api.access import PUBLIC, RULES, SIGNED_IN
 from backend.api.errors import ErrorResponse
 
 REF_PREFIX = "#/components/schemas/"
@@ -49,12 +51,24 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     error_schema = ErrorResponse.model_json_schema(ref_template=REF_PREFIX + "{model}")
     components.update(error_schema.pop("$defs", {}))
     components["ErrorResponse"] = error_schema
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            _document_access(operation, RULES.get((method.upper(), path)))
             _document_operation(operation)
     for name in FASTAPI_VALIDATION_MODELS:
         components.pop(name, None)
     return schema
+
+
+def _document_access(operation: dict[str, Any], rule: str | None) -> None:
+    if rule is None:  # outside /api/v1: /health and /metrics say what they need themselves
+        return
+    if rule == PUBLIC:
+        operation.pop("security", None)
+        return
+    if rule != SIGNED_IN:
+        responses = operation.setdefault("responses", {})
+        responses.setdefault("403", {"description": f"Needs the `{rule}` role or higher"})
 
 
 def _document_operation(operation: dict[str, Any]) -> None:

@@ -1,10 +1,19 @@
 """User schemas: what the API accepts and returns; the password hash never appears here."""
 
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    computed_field,
+    model_validator,
+)
 
+from backend.models import Role
 from backend.schemas.common import RequestBody, Text, UpdateBody
 
 # Emails are stored lower-case so that login by email is case-insensitive.
@@ -25,21 +34,52 @@ class UserRead(BaseModel):
     username: str
     full_name: str | None
     is_active: bool
-    is_superuser: bool
+    role: Role
     created_at: datetime
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_superuser(self) -> bool:
+        """Read-only, for clients of the superuser days: `role == "admin"`."""
+        return self.role == "admin"
 
-class UserCreate(RequestBody):
+
+IS_SUPERUSER = Field(
+    default=None,
+    deprecated=True,
+    description='Deprecated synonym: true means `role: "admin"`, false `"viewer"` (or keeps a '
+    "non-admin role given beside it). Accepted for one release.",
+)
+
+
+class RoleInput(BaseModel):
+    """`role`, or the deprecated `is_superuser` standing for it."""
+
+    role: Role | None = None
+    is_superuser: bool | None = IS_SUPERUSER
+
+    @model_validator(mode="after")
+    def _superuser_means_admin(self) -> Self:
+        if self.is_superuser is None:
+            return self
+        if self.role is not None and (self.role == "admin") != self.is_superuser:
+            raise ValueError(f"role {self.role!r} contradicts is_superuser={self.is_superuser}")
+        if self.role is None:
+            self.role = "admin" if self.is_superuser else "viewer"
+        return self
+
+
+class UserCreate(RoleInput, RequestBody):
     email: Email
     username: Username
     password: Password
     full_name: FullName | None = None
     is_active: bool = True
-    is_superuser: bool = False
+    role: Role | None = Field(default=None, description="`viewer` when not given")
 
 
-class UserUpdate(UpdateBody):
+class UserUpdate(RoleInput, UpdateBody):
     """Only the fields sent are changed; only `full_name` may be set to null."""
 
     NULLABLE: ClassVar[tuple[str, ...]] = ("full_name",)
@@ -49,4 +89,4 @@ class UserUpdate(UpdateBody):
     password: Password | None = None
     full_name: FullName | None = None
     is_active: bool | None = None
-    is_superuser: bool | None = None
+    role: Role | None = None

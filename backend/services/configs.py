@@ -6,6 +6,8 @@ costs two SQL statements (page + total) and one Redis round trip for all live st
 whatever the page size (plus one Redis read when filtering by status).
 """
 
+from typing import Any
+
 from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -14,12 +16,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.errors import Conflict
 from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
-from backend.services import config_validation, executions, schedules
+from backend.services import audit, config_validation, executions, schedules
+from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
 NAME_CONSTRAINT = "uq_task_configs_name"
 RECENT_HISTORY = 10
+STORED_FIELDS = (
+    "name", "description", "task_type", "scheduler_type", "schedule_config", "parameters",
+    "max_retries", "timeout_seconds", "priority", "overlap_policy",
+)  # fmt: skip
+
+
+def snapshot(config: TaskConfig) -> dict[str, Any]:
+    """The stored fields, as the audit trail keeps a created or deleted config."""
+    return {field: getattr(config, field) for field in STORED_FIELDS}
+
+
+def _audit(
+    session: AsyncSession, config: TaskConfig, *, actor: Actor, action: str, changes: dict[str, Any]
+) -> None:
+    audit.record(
+        session, actor=actor, action=action, target_type="config", target_id=config.id,
+        target_name=config.name, changes=changes,
+    )  # fmt: skip
 
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
@@ -39,7 +60,12 @@ async def _flush_or_conflict(session: AsyncSession, name: str) -> None:
 
 
 async def create(
-    session: AsyncSession, redis: Redis, *, data: TaskConfigCreate, auto_start: bool = False
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    data: TaskConfigCreate,
+    actor: Actor,
+    auto_start: bool = False,
 ) -> TaskConfig:
     checked = config_validation.check(
         task_type=data.task_type,
@@ -60,10 +86,17 @@ async def create(
     # Redis is written before the commit: if it fails, nothing was created. A schedule
     # started for a row whose commit then fails is removed by the scheduler's reconcile.
     await history.append(redis, config.id, "created")
+    _audit(session, config, actor=actor, action="config.create", changes=snapshot(config))
     if auto_start:
-        await schedules.apply_action(redis, config, "start")
+        state = await schedules.apply_action(redis, config, "start")
+        _audit(session, config, actor=actor, action="schedule.start", changes=_status(state))
     await session.commit()
     return config
+
+
+def _status(state: schedule_state.ScheduleState) -> dict[str, Any]:
+    next_run = state.next_run_at.isoformat() if state.next_run_at else None
+    return {"schedule_status": state.status, "next_run_at": next_run}
 
 
 def _conditions(
@@ -120,9 +153,15 @@ async def get_page(
 
 
 async def update(
-    session: AsyncSession, redis: Redis, *, config: TaskConfig, changes: TaskConfigUpdate
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    config: TaskConfig,
+    changes: TaskConfigUpdate,
+    actor: Actor,
 ) -> TaskConfig:
     """Apply the fields sent, validate the merged config as a whole, then store it."""
+    before = snapshot(config)
     sent = changes.model_dump(exclude_unset=True)
     merged = {
         field: sent.get(field, getattr(config, field))
@@ -140,6 +179,10 @@ async def update(
     await _flush_or_conflict(session, config.name)
     if changed:
         await history.append(redis, config.id, "updated", fields=changed)
+        _audit(
+            session, config, actor=actor, action="config.update",
+            changes=audit.diff(before, snapshot(config)),
+        )  # fmt: skip
         # Before the commit, so a failure here leaves both stores as they were.
         await schedules.reload_if_scheduled(redis, config)
     await session.commit()
@@ -147,11 +190,12 @@ async def update(
     return config
 
 
-async def delete(session: AsyncSession, redis: Redis, *, config: TaskConfig) -> None:
+async def delete(session: AsyncSession, redis: Redis, *, config: TaskConfig, actor: Actor) -> None:
     """Unschedule, then delete. Execution records stay: their config_id becomes NULL
     (the foreign key is ON DELETE SET NULL)."""
     config_id = config.id
     await schedules.forget(redis, config_id)
+    _audit(session, config, actor=actor, action="config.delete", changes=snapshot(config))
     await session.delete(config)
     await session.commit()
     await history.append(redis, config_id, "deleted")
@@ -185,10 +229,19 @@ async def present_many(
 
 
 async def apply_action(
-    redis: Redis, *, config: TaskConfig, action: schedules.Action
+    session: AsyncSession,
+    redis: Redis,
+    *,
+    config: TaskConfig,
+    action: schedules.Action,
+    actor: Actor,
 ) -> TaskConfigRead:
-    """Run a schedule action and return the config with the state the action wrote."""
-    return _merge(config, await schedules.apply_action(redis, config, action))
+    """Run a schedule action and return the config with the state the action wrote. The
+    change lives in Redis: its audit row commits right after it succeeded."""
+    state = await schedules.apply_action(redis, config, action)
+    _audit(session, config, actor=actor, action=f"schedule.{action}", changes=_status(state))
+    await session.commit()
+    return _merge(config, state)
 
 
 async def present(

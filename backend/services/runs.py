@@ -30,7 +30,8 @@ from backend.errors import (
 )
 from backend.models import TaskConfig, Trigger
 from backend.schemas.executions import RunQueued
-from backend.services import config_validation
+from backend.services import audit, config_validation
+from backend.services.audit import Actor
 from backend.services.redis import timeout as live_runs
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,29 @@ async def kick(
     return RunQueued(task_id=task_id, config_id=config.id, queued_at=queued_at)
 
 
+async def run_now(
+    session: AsyncSession,
+    *,
+    broker: AioPikaBroker,
+    redis: Redis,
+    settings: Settings,
+    config: TaskConfig,
+    actor: Actor,
+    parameters: dict[str, Any] | None = None,
+) -> RunQueued:
+    """Run now by hand; its audit row commits once the run is sent."""
+    run = await kick(
+        broker=broker, redis=redis, settings=settings, config=config, trigger="manual",
+        parameters=parameters,
+    )  # fmt: skip
+    audit.record(
+        session, actor=actor, action="run.now", target_type="config", target_id=config.id,
+        target_name=config.name, changes={"task_id": run.task_id, "parameters": parameters},
+    )  # fmt: skip
+    await session.commit()
+    return run
+
+
 @dataclass(frozen=True)
 class BatchItem:
     config_id: int
@@ -128,10 +152,11 @@ async def kick_many(
     redis: Redis,
     settings: Settings,
     config_ids: list[int],
-    trigger: Trigger,
+    actor: Actor,
 ) -> list[BatchItem]:
     """Send one run per id, in order; an unknown id or unfit parameters fail only that item,
-    and so does an unreachable broker or Redis once an earlier item was sent."""
+    and so does an unreachable broker or Redis once an earlier item was sent. One audit row
+    names what was sent and what failed."""
     rows = await session.execute(select(TaskConfig).where(TaskConfig.id.in_(config_ids)))
     configs = {config.id: config for config in rows.scalars()}
     items = []
@@ -142,7 +167,7 @@ async def kick_many(
             continue
         try:
             run = await kick(
-                broker=broker, redis=redis, settings=settings, config=config, trigger=trigger
+                broker=broker, redis=redis, settings=settings, config=config, trigger="manual"
             )
         except InvalidInput as exc:
             items.append(BatchItem(config_id, error=exc))
@@ -155,4 +180,13 @@ async def kick_many(
             items.append(BatchItem(config_id, error=error))
         else:
             items.append(BatchItem(config_id, run=run))
+    if any(item.run for item in items):
+        audit.record(
+            session, actor=actor, action="run.batch", target_type="config", target_id=None,
+            target_name=None, changes={
+                "sent": {str(i.config_id): i.run.task_id for i in items if i.run},
+                "failed": {str(i.config_id): i.error.code for i in items if i.error},
+            },
+        )  # fmt: skip
+        await session.commit()
     return items

@@ -10,9 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.errors import Conflict
-from backend.models import User
+from backend.models import User, role_rank
 from backend.schemas.users import UserCreate, UserRead, UserUpdate
 from backend.security import hash_password
+from backend.services import audit
+from backend.services.audit import Actor
 from backend.services.redis import auth as auth_store
 from backend.services.redis import cache
 
@@ -59,26 +61,51 @@ async def list_page(session: AsyncSession, *, limit: int, offset: int) -> tuple[
     return list(rows), total or 0
 
 
-async def create(session: AsyncSession, *, data: UserCreate) -> User:
+async def create(session: AsyncSession, *, data: UserCreate, actor: Actor) -> User:
     await _refuse_taken(session, email=data.email, username=data.username)
     hashed = await asyncio.to_thread(hash_password, data.password)
-    user = User(**data.model_dump(exclude={"password"}), hashed_password=hashed)
+    values = data.model_dump(exclude={"password", "is_superuser"})
+    user = User(**values | {"role": data.role or "viewer"}, hashed_password=hashed)
     session.add(user)
-    await _commit(session)
+    await _flush(session)
     await session.refresh(user)  # created_at and updated_at are set by the database
+    audit.record(
+        session, actor=actor, action="user.create", target_type="user", target_id=user.id,
+        target_name=user.username, changes=UserRead.model_validate(user).model_dump(mode="json"),
+    )  # fmt: skip
+    await _commit(session)
     logger.info("created user %s", user.id)
     return user
 
 
+async def _refuse_losing_the_last_admin(
+    session: AsyncSession, *, user: User, changes: dict[str, object], actor: Actor
+) -> None:
+    """409 for a change that would leave no active admin, or an admin locking out themselves.
+
+    The active admins' rows are locked (FOR UPDATE) until the commit, so two demotions of the
+    last two admins at once cannot both pass."""
+    stays_admin = changes.get("role", user.role) == "admin"
+    stays_active = changes.get("is_active", user.is_active) is True
+    losing = user.role == "admin" and user.is_active and not (stays_admin and stays_active)
+    demoted = role_rank(changes.get("role", user.role)) < role_rank(user.role)  # type: ignore[arg-type]
+    if user.id == actor.user_id and (demoted or not stays_active):
+        raise Conflict("You cannot deactivate or demote yourself")
+    if not losing:
+        return
+    admins = select(User.id).where(User.role == "admin", User.is_active.is_(True))
+    if len((await session.scalars(admins.with_for_update())).all()) <= 1:
+        raise Conflict("The last active admin cannot be demoted or deactivated")
+
+
 async def update(
-    session: AsyncSession, redis: Redis, *, user: User, data: UserUpdate, actor_id: int
+    session: AsyncSession, redis: Redis, *, user: User, data: UserUpdate, actor: Actor
 ) -> User:
     """Apply the fields sent. The cached record is replaced at once; a password change or a
     deactivation also revokes the user's refresh tokens."""
-    # A superuser cannot lock themselves out (and possibly everyone with them).
-    if user.id == actor_id and (data.is_active is False or data.is_superuser is False):
-        raise Conflict("You cannot deactivate or demote yourself")
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_unset=True, exclude={"is_superuser"})
+    await _refuse_losing_the_last_admin(session, user=user, changes=changes, actor=actor)
+    before = UserRead.model_validate(user).model_dump(mode="json")
     await _refuse_taken(
         session, email=changes.get("email"), username=changes.get("username"), user_id=user.id
     )
@@ -92,6 +119,12 @@ async def update(
     await cache.drop_user(redis, user_id=user.id)
     if password is not None or changes.get("is_active") is False:
         await auth_store.revoke_user(redis, user_id=user.id)
+    after = {**changes, **({"password": audit.CHANGED} if password is not None else {})}
+    if changed := audit.diff(before, after):
+        audit.record(
+            session, actor=actor, action="user.update", target_type="user", target_id=user.id,
+            target_name=user.username, changes=changed,
+        )  # fmt: skip
     await _commit(session)
     await session.refresh(user)  # updated_at is set by the database
     # Again after the commit: a request between the two may have cached the old record.
@@ -122,6 +155,14 @@ async def _commit(session: AsyncSession) -> None:
         raise Conflict("A user with this email or username already exists") from exc
 
 
+async def _flush(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("A user with this email or username already exists") from exc
+
+
 async def ensure_first_superuser(session: AsyncSession, *, email: str, password: str) -> None:
     """Create the first superuser unless that email exists; safe with several API replicas."""
     email = email.lower()
@@ -137,7 +178,7 @@ async def ensure_first_superuser(session: AsyncSession, *, email: str, password:
             username=username,
             hashed_password=hash_password(password),
             is_active=True,
-            is_superuser=True,
+            role="admin",
         )
         .on_conflict_do_nothing(index_elements=["email"])
     )

@@ -191,23 +191,28 @@ async def test_delete_keeps_execution_records_and_clears_live_state(
     assert events[0]["event"] == "deleted"
 
 
-async def test_routes_are_superuser_only(
+async def test_config_writes_are_for_admins_reads_for_viewers(
     client: httpx.AsyncClient, session: AsyncSession, superuser_headers: dict[str, str]
 ) -> None:
     created = (await client.post(CONFIGS, json=sleep_config(), headers=superuser_headers)).json()
-    user = await create_user(session, username=unique("plain"))
-    headers = bearer_for(user.id)
-    calls = [
-        client.get("/api/v1/tasks/types", headers=headers),
-        client.get(CONFIGS, headers=headers),
-        client.post(CONFIGS, json=sleep_config(), headers=headers),
-        client.get(f"{CONFIGS}/{created['id']}", headers=headers),
-        client.patch(f"{CONFIGS}/{created['id']}", json={"priority": 1}, headers=headers),
-        client.delete(f"{CONFIGS}/{created['id']}", headers=headers),
-    ]
-    for call in calls:
-        response = await call
-        assert response.status_code == 403, response.request.url
+    for role in ("viewer", "operator"):
+        user = await create_user(session, username=unique(role), role=role)
+        headers = bearer_for(user.id)
+        writes = [
+            await client.post(CONFIGS, json=sleep_config(), headers=headers),
+            await client.patch(f"{CONFIGS}/{created['id']}", json={"priority": 1}, headers=headers),
+            await client.delete(f"{CONFIGS}/{created['id']}", headers=headers),
+        ]
+        assert [r.status_code for r in writes] == [403, 403, 403]
+        assert all("admin" in r.json()["error"]["message"] for r in writes)
+        reads = [
+            await client.get("/api/v1/tasks/types", headers=headers),
+            await client.get(CONFIGS, headers=headers),
+            await client.get(f"{CONFIGS}/{created['id']}", headers=headers),
+        ]
+        assert [r.status_code for r in reads] == [200, 200, 200]
+    unchanged = await client.get(f"{CONFIGS}/{created['id']}", headers=superuser_headers)
+    assert unchanged.json()["priority"] == created["priority"]
     assert (await client.get(CONFIGS)).status_code == 401
 
 

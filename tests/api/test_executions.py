@@ -122,11 +122,18 @@ async def test_batch_size_is_bounded(
     assert response.status_code == 422
 
 
-async def test_runs_api_is_for_superusers(client: httpx.AsyncClient, session: AsyncSession) -> None:
-    user = await create_user(session, username=f"plain-{datetime.now(UTC).timestamp():.0f}")
+async def test_running_is_for_operators_status_for_viewers(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session, username=f"viewer-{datetime.now(UTC).timestamp():.0f}")
     assert (await client.get("/api/v1/tasks/status")).status_code == 401
     response = await client.get("/api/v1/tasks/status", headers=bearer_for(user.id))
-    assert response.status_code == 403
+    assert response.status_code == 200
+    refused = await client.post(
+        "/api/v1/tasks/run", json={"config_ids": [1]}, headers=bearer_for(user.id)
+    )
+    assert refused.status_code == 403
+    assert "operator" in refused.json()["error"]["message"]
 
 
 async def test_status_reports_reachability_and_counts(

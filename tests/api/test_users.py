@@ -14,13 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.models import User
 from backend.schemas.users import UserUpdate
 from backend.services import users
+from backend.services.audit import Actor
 from backend.services.redis import cache
 from tests.support.auth import bearer, bearer_for, create_user, login, login_pair, unique_username
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
 READ_FIELDS = {
-    "id", "email", "username", "full_name", "is_active", "is_superuser", "created_at", "updated_at"
+    "id", "email", "username", "full_name", "is_active", "role", "is_superuser", "created_at",
+    "updated_at",
 }  # fmt: skip
 
 
@@ -209,16 +211,16 @@ async def test_a_superuser_cannot_demote_or_deactivate_themselves(
 ) -> None:
     admin = await create_user(session, username=unique_username(), superuser=True)
     headers = bearer_for(admin.id)
-    for change in ({"is_active": False}, {"is_superuser": False}):
+    for change in ({"is_active": False}, {"is_superuser": False}, {"role": "operator"}):
         response = await client.patch(f"{USERS}/{admin.id}", json=change, headers=headers)
         assert response.status_code == 409
     assert (await client.get(ME, headers=headers)).json()["is_superuser"] is True
 
 
-async def test_user_management_is_403_for_a_non_superuser(
+async def test_user_management_is_403_for_an_operator(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    user = await create_user(session, username=unique_username())
+    user = await create_user(session, username=unique_username(), role="operator")
     headers = bearer_for(user.id)
     name = unique_username()
     body = {"email": f"{name}@example.com", "username": name, "password": "long-enough"}
@@ -232,6 +234,9 @@ async def test_user_management_is_403_for_a_non_superuser(
     assert (await client.get(ME, headers=headers)).json()["is_superuser"] is False
 
 
+SYSTEM = Actor(user_id=0, username="test")
+
+
 async def test_a_change_with_redis_down_is_not_committed(session: AsyncSession) -> None:
     """The cache entry and refresh tokens are dropped before the commit, or nothing changes."""
     user = await create_user(session, username=unique_username())
@@ -240,7 +245,7 @@ async def test_a_change_with_redis_down_is_not_committed(session: AsyncSession) 
     try:
         with pytest.raises(redis.exceptions.ConnectionError):
             await users.update(
-                session, down, user=user, data=UserUpdate(is_active=False), actor_id=0
+                session, down, user=user, data=UserUpdate(is_active=False), actor=SYSTEM
             )
     finally:
         await down.aclose()

@@ -9,7 +9,7 @@ from backend.services import users
 async def test_first_superuser_exists_after_startup(session: AsyncSession) -> None:
     user = await users.get_by_email(session, email="admin@example.com")
     assert user is not None
-    assert user.is_superuser
+    assert user.role == "admin"
     assert user.is_active
     assert user.hashed_password.startswith("$argon2")
     assert verify_password("admin-password", user.hashed_password)
@@ -35,5 +35,5 @@ async def test_first_superuser_whose_local_part_is_taken_still_gets_created(
     await users.ensure_first_superuser(session, email=f"{taken}@two.example", password="pw-2")
     second = await users.get_by_email(session, email=f"{taken}@two.example")
     assert second is not None
-    assert second.is_superuser
+    assert second.role == "admin"
     assert second.username == f"{taken}@two.example"

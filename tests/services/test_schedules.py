@@ -113,13 +113,19 @@ async def test_unknown_action_is_422_and_unknown_config_404(
     assert history.status_code == 404
 
 
-async def test_non_superuser_is_403(client: httpx.AsyncClient, session: AsyncSession) -> None:
+async def test_schedule_actions_are_for_operators(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
     config = await create_config(
         session, scheduler_type="interval", schedule_config={"seconds": 60}
     )
-    user = await create_user(session, username=f"plain-{config.id}")
-    response = await act(client, bearer_for(user.id), config.id, "start")
+    viewer = await create_user(session, username=f"viewer-{config.id}")
+    response = await act(client, bearer_for(viewer.id), config.id, "start")
     assert response.status_code == 403
+    assert "operator" in response.json()["error"]["message"]
+    operator = await create_user(session, username=f"operator-{config.id}", role="operator")
+    assert (await act(client, bearer_for(operator.id), config.id, "start")).status_code == 200
+    assert (await act(client, bearer_for(operator.id), config.id, "stop")).status_code == 200
 
 
 async def test_next_run_at_is_the_true_next_cron_fire(

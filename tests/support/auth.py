@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import get_settings
-from backend.models import User
+from backend.models import Role, User
 from backend.security import encode_token, hash_password
 
 
@@ -22,14 +22,20 @@ def bearer_for(user_id: int) -> dict[str, str]:
 
 
 async def create_user(
-    session: AsyncSession, *, username: str, superuser: bool = False, password: str = "password-1"
+    session: AsyncSession,
+    *,
+    username: str,
+    role: Role = "viewer",
+    superuser: bool = False,
+    password: str = "password-1",
 ) -> User:
+    """`superuser=True` is `role="admin"`, as in the API."""
     user = User(
         email=f"{username}@example.com",
         username=username,
         hashed_password=hash_password(password),
         is_active=True,
-        is_superuser=superuser,
+        role="admin" if superuser else role,
     )
     session.add(user)
     await session.commit()

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from backend.api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
+from backend.api.access import CurrentPrincipal
+from backend.api.deps import RedisDep, SessionDep, SettingsDep
 from backend.schemas.auth import LoginRequest, RefreshRequest, TokenPair
 from backend.services import auth
 
@@ -73,6 +74,6 @@ async def refresh(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(user: CurrentUser, redis: RedisDep) -> Response:
-    await auth.logout(redis, user_id=user.id)
+async def logout(principal: CurrentPrincipal, redis: RedisDep) -> Response:
+    await auth.logout(redis, user_id=principal.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,14 +5,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from backend.api.deps import SUPERUSER_ONLY, RedisDep, SessionDep, SuperUser, ValidConfig
+from backend.api.access import CurrentPrincipal
+from backend.api.deps import RedisDep, SessionDep, ValidConfig
 from backend.models import ScheduleStatus
 from backend.schemas.common import Offset, Page, Text
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
 from backend.services import configs
 from backend.triggers.specs import SchedulerType
 
-router = APIRouter(prefix="/tasks/configs", tags=["configs"], responses=SUPERUSER_ONLY)
+router = APIRouter(prefix="/tasks/configs", tags=["configs"])
 
 
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {
@@ -25,10 +26,12 @@ async def create_config(
     data: TaskConfigCreate,
     session: SessionDep,
     redis: RedisDep,
-    _: SuperUser,
+    principal: CurrentPrincipal,
     auto_start: bool = False,
 ) -> TaskConfigRead:
-    config = await configs.create(session, redis, data=data, auto_start=auto_start)
+    config = await configs.create(
+        session, redis, data=data, actor=principal.actor, auto_start=auto_start
+    )
     return await configs.present(session, redis, config=config)
 
 
@@ -36,7 +39,6 @@ async def create_config(
 async def list_configs(
     session: SessionDep,
     redis: RedisDep,
-    _: SuperUser,
     task_type: Annotated[Text | None, Query(max_length=200)] = None,
     scheduler_type: SchedulerType | None = None,
     schedule_status: ScheduleStatus | None = None,
@@ -66,7 +68,6 @@ async def get_config(
     config: ValidConfig,
     session: SessionDep,
     redis: RedisDep,
-    _: SuperUser,
     include_stats: bool = False,
     include_history: bool = False,
 ) -> TaskConfigRead:
@@ -85,15 +86,17 @@ async def update_config(
     config: ValidConfig,
     session: SessionDep,
     redis: RedisDep,
-    _: SuperUser,
+    principal: CurrentPrincipal,
 ) -> TaskConfigRead:
-    config = await configs.update(session, redis, config=config, changes=changes)
+    config = await configs.update(
+        session, redis, config=config, changes=changes, actor=principal.actor
+    )
     return await configs.present(session, redis, config=config)
 
 
 @router.delete("/{config_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_config(
-    config: ValidConfig, session: SessionDep, redis: RedisDep, _: SuperUser
+    config: ValidConfig, session: SessionDep, redis: RedisDep, principal: CurrentPrincipal
 ) -> Response:
-    await configs.delete(session, redis, config=config)
+    await configs.delete(session, redis, config=config, actor=principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

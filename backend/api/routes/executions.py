@@ -4,15 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from backend.api.deps import (
-    SUPERUSER_ONLY,
-    BrokerDep,
-    RedisDep,
-    SessionDep,
-    SettingsDep,
-    SuperUser,
-    ValidConfig,
-)
+from backend.api.access import CurrentPrincipal
+from backend.api.deps import BrokerDep, RedisDep, SessionDep, SettingsDep, ValidConfig
 from backend.models import Trigger
 from backend.schemas.common import Offset, Page, Text, UtcDatetime
 from backend.schemas.executions import (
@@ -27,36 +20,38 @@ from backend.schemas.executions import (
 )
 from backend.services import executions, runs
 
-router = APIRouter(prefix="/tasks", tags=["executions"], responses=SUPERUSER_ONLY)
+router = APIRouter(prefix="/tasks", tags=["executions"])
 
 
 @router.post("/configs/{config_id}/run", status_code=status.HTTP_202_ACCEPTED)
 async def run_now(
-    _: SuperUser,
     config: ValidConfig,
+    session: SessionDep,
     broker: BrokerDep,
     redis: RedisDep,
     settings: SettingsDep,
+    principal: CurrentPrincipal,
     body: RunRequest | None = None,
 ) -> RunQueued:
-    return await runs.kick(
+    return await runs.run_now(
+        session,
         broker=broker,
         redis=redis,
         settings=settings,
         config=config,
-        trigger="manual",
+        actor=principal.actor,
         parameters=body.parameters if body else None,
     )
 
 
 @router.post("/run", response_model=BatchRunResponse, response_model_exclude_none=True)
 async def run_batch(
-    _: SuperUser,
     body: BatchRunRequest,
     session: SessionDep,
     broker: BrokerDep,
     redis: RedisDep,
     settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> BatchRunResponse:
     items = await runs.kick_many(
         session,
@@ -64,7 +59,7 @@ async def run_batch(
         redis=redis,
         settings=settings,
         config_ids=body.config_ids,
-        trigger="manual",
+        actor=principal.actor,
     )
     return BatchRunResponse(
         results=[
@@ -84,7 +79,6 @@ async def run_batch(
 
 @router.get("/configs/{config_id}/executions")
 async def list_executions(
-    _: SuperUser,
     config: ValidConfig,
     session: SessionDep,
     is_success: bool | None = None,
@@ -110,7 +104,6 @@ async def list_executions(
 
 @router.get("/executions/{task_id}")
 async def get_execution(
-    _: SuperUser,
     task_id: Annotated[Text, Path(min_length=1, max_length=128)],
     session: SessionDep,
     redis: RedisDep,

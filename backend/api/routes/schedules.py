@@ -4,13 +4,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import SUPERUSER_ONLY, RedisDep, SuperUser, ValidConfig
+from backend.api.access import CurrentPrincipal
+from backend.api.deps import RedisDep, SessionDep, ValidConfig
 from backend.schemas.common import Offset, Page
 from backend.schemas.configs import TaskConfigRead
 from backend.services import configs, schedules
 from backend.services.redis import history
 
-router = APIRouter(prefix="/tasks/configs", tags=["schedules"], responses=SUPERUSER_ONLY)
+router = APIRouter(prefix="/tasks/configs", tags=["schedules"])
 
 
 @router.post(
@@ -21,17 +22,19 @@ router = APIRouter(prefix="/tasks/configs", tags=["schedules"], responses=SUPERU
 async def apply_action(
     config: ValidConfig,
     action: schedules.Action,
+    session: SessionDep,
     redis: RedisDep,
-    _: SuperUser,
+    principal: CurrentPrincipal,
 ) -> TaskConfigRead:
-    return await configs.apply_action(redis, config=config, action=action)
+    return await configs.apply_action(
+        session, redis, config=config, action=action, actor=principal.actor
+    )
 
 
 @router.get("/{config_id}/history", response_model=Page[dict[str, Any]])
 async def read_history(
     config: ValidConfig,
     redis: RedisDep,
-    _: SuperUser,
     limit: int = Query(default=100, ge=1, le=100),
     offset: Offset = 0,
 ) -> Page[dict[str, Any]]:

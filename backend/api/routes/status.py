@@ -2,15 +2,15 @@
 
 from fastapi import APIRouter
 
-from backend.api.deps import SUPERUSER_ONLY, BrokerDep, RedisDep, SessionmakerDep, SuperUser
+from backend.api.deps import BrokerDep, RedisDep, SessionmakerDep
 from backend.schemas.executions import SystemStatus
 from backend.services import health
 
-router = APIRouter(prefix="/tasks", tags=["executions"], responses=SUPERUSER_ONLY)
+router = APIRouter(prefix="/tasks", tags=["executions"])
 
 
 @router.get("/status")
 async def get_status(
-    _: SuperUser, sessionmaker: SessionmakerDep, redis: RedisDep, broker: BrokerDep
+    sessionmaker: SessionmakerDep, redis: RedisDep, broker: BrokerDep
 ) -> SystemStatus:
     return await health.system_status(sessionmaker=sessionmaker, redis=redis, broker=broker)

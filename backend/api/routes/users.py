@@ -1,17 +1,11 @@
-"""The current user and user management (superusers)."""
+"""The current user and user management (admins)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import (
-    SUPERUSER_ONLY,
-    CurrentUser,
-    RedisDep,
-    SessionDep,
-    SuperUser,
-    ValidUser,
-)
+from backend.api.access import CurrentPrincipal
+from backend.api.deps import RedisDep, SessionDep, ValidUser
 from backend.schemas.common import Offset, Page
 from backend.schemas.users import UserCreate, UserRead, UserUpdate
 from backend.services import users
@@ -20,13 +14,12 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def read_me(user: CurrentUser) -> UserRead:
-    return user
+async def read_me(principal: CurrentPrincipal) -> UserRead:
+    return principal.user
 
 
-@router.get("", responses=SUPERUSER_ONLY)
+@router.get("")
 async def list_users(
-    _: SuperUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Offset = 0,
@@ -40,20 +33,30 @@ async def list_users(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=SUPERUSER_ONLY | {409: {"description": "The email or username is taken"}},
+    responses={409: {"description": "The email or username is taken"}},
 )
-async def create_user(_: SuperUser, body: UserCreate, session: SessionDep) -> UserRead:
-    return UserRead.model_validate(await users.create(session, data=body))
+async def create_user(
+    body: UserCreate, session: SessionDep, principal: CurrentPrincipal
+) -> UserRead:
+    return UserRead.model_validate(await users.create(session, data=body, actor=principal.actor))
 
 
 @router.patch(
     # Digits only: so PATCH /users/me is a 405, not an attempt at a user called "me".
     "/{user_id:int}",
-    responses=SUPERUSER_ONLY
-    | {409: {"description": "The email or username is taken, or you demote yourself"}},
+    responses={
+        409: {
+            "description": "The email or username is taken, you demote or deactivate yourself, "
+            "or the last active admin would be demoted or deactivated"
+        }
+    },
 )
 async def update_user(
-    actor: SuperUser, user: ValidUser, body: UserUpdate, session: SessionDep, redis: RedisDep
+    principal: CurrentPrincipal,
+    user: ValidUser,
+    body: UserUpdate,
+    session: SessionDep,
+    redis: RedisDep,
 ) -> UserRead:
-    updated = await users.update(session, redis, user=user, data=body, actor_id=actor.id)
+    updated = await users.update(session, redis, user=user, data=body, actor=principal.actor)
     return UserRead.model_validate(updated)
