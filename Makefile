@@ -5,12 +5,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
-.PHONY: run test test-fast test-stress lint format migrate services chromium bench fuzz clean
+.PHONY: run test test-fast test-stress lint format lock migrate services chromium bench fuzz clean
 
-$(STAMP): pyproject.toml
+# The lock (requirements/*.txt, `make lock`) has every package at an exact version with its
+# hashes: the install is the same on every machine, and pip resolves nothing. The project
+# itself goes in editable, without dependencies (the lock holds them all, setuptools too).
+LOCK := requirements/dev.txt
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# The locked pip first (its entry of the lock, hashes and all): a current pip installs
+	# the rest about twice as fast as the one a new venv comes with.
+	sed -n '/^pip==/,/^    # via/p' $(LOCK) > $(VENV)/pip-lock.txt
+	$(PY) -m pip install --quiet --require-hashes -r $(VENV)/pip-lock.txt
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 services:
@@ -66,13 +74,20 @@ format: $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): $(STAMP) pyproject.toml requirements/bench.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt
 	touch $(BENCH_STAMP)
 
 # Writes docs/benchmarks.md; exits non-zero if a measurement failed (not if a target is missed).
 bench: $(BENCH_STAMP) services
 	$(PY) -m bench.run
+
+# Compiles requirements/{bench,dev,main}.txt from pyproject.toml with pip-tools, keeping every
+# pin that still fits (a few minutes: it asks the package index). `make lock UPGRADE=1` moves
+# every pin to the newest release pyproject.toml allows. tests/unit/test_lock.py fails while
+# pyproject.toml and the lock disagree.
+lock: $(STAMP)
+	$(PY) -m scripts.lock $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

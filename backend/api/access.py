@@ -40,6 +40,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/tasks/types"): "viewer",
     ("GET", f"{V1}/tasks/configs"): "viewer",
     ("POST", f"{V1}/tasks/configs"): "admin",
+    ("POST", f"{V1}/tasks/configs/apply"): "admin",  # may create and delete: as those
     ("GET", CONFIG): "viewer",
     ("PATCH", CONFIG): "admin",
     ("DELETE", CONFIG): "admin",

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends
 
 from backend.api.access import authorize
 from backend.api.routes import (
+    apply,
     audit,
     auth,
     configs,
@@ -20,6 +21,7 @@ api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(tokens.router)
 api_router.include_router(task_types.router)
+api_router.include_router(apply.router)
 api_router.include_router(configs.router)
 api_router.include_router(schedules.router)
 api_router.include_router(executions.router)
