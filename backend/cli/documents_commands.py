@@ -2,11 +2,12 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from backend.cli import documents, output
-from backend.cli.errors import FAILED
+from backend.cli.errors import FAILED, CliError
 from backend.cli.reads import signed_in
 
 
@@ -34,7 +35,10 @@ def apply(path: Path, prune: bool, dry_run: bool, confirm_empty: bool, output_: 
     body = {"configs": configs, "prune": prune, "dry_run": dry_run,
             "confirm_empty": confirm_empty}  # fmt: skip
     with signed_in() as api:
-        plan = api.post("/tasks/configs/apply", body)
+        try:
+            plan = api.post("/tasks/configs/apply", body)
+        except CliError as exc:
+            raise _naming_items(exc, configs) from None
     if output_ == "json":
         output.emit_json(plan)
     else:
@@ -42,6 +46,17 @@ def apply(path: Path, prune: bool, dry_run: bool, confirm_empty: bool, output_: 
             click.echo(line)
     if plan["schedule_errors"]:
         raise click.exceptions.Exit(FAILED)
+
+
+def _naming_items(exc: CliError, configs: list[dict[str, Any]]) -> CliError:
+    """Field errors of item N say its name too: `configs[1] (nightly ping).priority`."""
+    for field in exc.fields:
+        loc = field.get("loc", [])
+        if loc[1:2] == ["configs"] and len(loc) > 2 and isinstance(loc[2], int):
+            name = configs[loc[2]].get("name") if loc[2] < len(configs) else None
+            if isinstance(name, str):
+                field["msg"] = f"({name}) {field.get('msg')}"
+    return exc
 
 
 @click.command("export")
