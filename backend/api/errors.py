@@ -119,21 +119,48 @@ def _undecodable_json(exc: StarletteHTTPException) -> str | None:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path; Starlette names only the first route's."""
+    """Every method some route takes at this path; Starlette names only the first route's.
+    A path that spells a route without parameters (`/tasks/configs/apply`) is that route's
+    alone, not also one of `/tasks/configs/{config_id}`."""
     methods: set[str] = set()
     for route in routing.iter_route_contexts(request.app.routes):
         path_regex, route_methods = getattr(route, "path_regex", None), route.methods
         if path_regex is not None and route_methods and path_regex.match(request.url.path):
             methods |= route_methods
-    return ", ".join(sorted(methods))
+    return ", ".join(sorted(_literal_route_methods(request) or methods))
 
 
 def _jsonable_field_error(error: Any) -> dict[str, Any]:
     return {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _literal_route_methods(request: Request) -> set[str]:
+    """The methods of the routes whose template has no parameter and matches the path."""
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        path_regex, route_methods = getattr(route, "path_regex", None), route.methods
+        literal = route.path_format is not None and "{" not in route.path_format
+        if (
+            literal
+            and path_regex is not None
+            and route_methods
+            and path_regex.match(request.url.path)
+        ):
+            methods |= route_methods
+    return methods
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # `PATCH /tasks/configs/apply` matched `PATCH /tasks/configs/{config_id}` and failed on
+    # the id; but the path names the apply route, which does not take PATCH: a 405.
+    literal = _literal_route_methods(request)
+    if literal and request.method not in literal:
+        return JSONResponse(
+            error_body(405, HTTP_CODES[405], "Method Not Allowed"),
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(literal))},
+        )
     fields = [_jsonable_field_error(e) for e in exc.errors()]
     return JSONResponse(
         error_body(422, InvalidInput.code, "Request validation failed", fields), status_code=422

@@ -180,7 +180,8 @@ async def apply(
     names = [item.name for item in request.configs]
     stored = await _stored(session, names=names, prune=request.prune)
     items = await _plan(redis, request, stored)
-    pruned = [config for name, config in stored.items() if name not in set(names)]
+    named = set(names)
+    pruned = [config for name, config in stored.items() if name not in named]
     plan = _answer(items, pruned, applied=not request.dry_run)
     if request.dry_run or not (plan.create or plan.update or plan.delete):
         await session.rollback()  # releases the row locks; nothing was written
@@ -260,8 +261,6 @@ async def _write_configs(
     await session.commit()
     for config in pruned:
         await history.append(redis, config.id, "deleted")
-    for config in created:
-        await session.refresh(config)
 
 
 async def _change_schedules(

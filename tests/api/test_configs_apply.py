@@ -229,3 +229,15 @@ async def test_a_fired_one_off_stays_completed(
     plan = (await apply(client, superuser_headers, [body])).json()
     assert plan["unchanged"] == [body["name"]]
     assert plan["schedule_status"] == {body["name"]: "completed"}
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+async def test_another_method_on_apply_is_405(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], method: str
+) -> None:
+    # Not a 422 for a config id "apply": the path names the apply route.
+    response = await client.request(method, APPLY, headers=superuser_headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    refused = await client.get(f"{CONFIGS}/abc", headers=superuser_headers)
+    assert refused.status_code == 422

@@ -142,11 +142,19 @@ SEMANTIC_FIELDS = {
     ("body", "parameters"): "",
     ("body", "schedule_config"): "",
     ("body", "email"): "special-use or reserved name",
+    # An apply document: a name twice, a schedule status its config cannot have, an empty
+    # prune without confirm_empty.
+    ("body", "name"): "duplicate name",
+    ("body", "schedule_status"): "",
+    ("body", "configs"): "confirm_empty",
 }
 
 
 def is_semantic(field: dict) -> bool:
-    where = tuple(field["loc"][:2])
+    loc = field["loc"]
+    if loc[:2] == ["body", "configs"] and len(loc) > 3 and isinstance(loc[2], int):
+        loc = ["body", *loc[3:]]  # an item of an apply document, checked as a create is
+    where = tuple(loc[:2])
     return where in SEMANTIC_FIELDS and SEMANTIC_FIELDS[where] in field["msg"]
 
 
