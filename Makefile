@@ -8,8 +8,9 @@ LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 .PHONY: run test test-fast test-stress lint format lock migrate services chromium bench fuzz clean
 
 # The lock (requirements/*.txt, `make lock`) has every package at an exact version with its
-# hashes: the install is the same on every machine, and pip resolves nothing. The project
-# itself goes in editable, without dependencies (the lock holds them all, setuptools too).
+# hashes: the install is the same on every machine, and pip resolves nothing (`pip check`
+# then proves the lock complete). The project itself goes in editable, without dependencies
+# (the lock holds them all, setuptools too).
 LOCK := requirements/dev.txt
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,8 +18,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	# the rest about twice as fast as the one a new venv comes with.
 	sed -n '/^pip==/,/^    # via/p' $(LOCK) > $(VENV)/pip-lock.txt
 	$(PY) -m pip install --quiet --require-hashes -r $(VENV)/pip-lock.txt
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check  # the lock is complete: nothing it installed lacks a dependency
 	touch $(STAMP)
 
 services:
