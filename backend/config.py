@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     schedule_lookahead_seconds: float = Field(default=5, gt=0)
     reconcile_interval_seconds: float = Field(default=60, gt=0)
 
+    # Notifications: e-mail goes through this SMTP server (none: no e-mail channels); links in
+    # messages point at PUBLIC_URL's console. The notifier runs in every worker process.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "taskhub@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    public_url: str = "http://localhost:8000"
+    notifier_interval_seconds: float = Field(default=1.0, gt=0)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0)
+    notification_attempts: int = Field(default=3, ge=1, le=10)
+    notification_retry_seconds: float = Field(default=5.0, ge=0)
+    late_check_interval_seconds: float = Field(default=1.0, gt=0)
+
     # GET /metrics (Prometheus): served unless disabled; with a token, only to a bearer of it.
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
