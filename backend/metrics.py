@@ -96,6 +96,40 @@ schedule_lag = Histogram(
 )
 
 
+# Notifications (sent by the notifier in the worker processes)
+notifications_sent = Counter(
+    "taskhub_notifications",
+    "Notification attempts, by channel kind and outcome: delivered, retrying or failed",
+    ["kind", "outcome"],
+)
+
+RUN_OUTCOMES = ("succeeded", "failed", "timed_out", "lost")
+NOTIFICATION_OUTCOMES = ("delivered", "retrying", "failed")
+CHANNEL_KINDS = ("webhook", "slack", "email")
+
+
+def initialise(task_types: list[str]) -> None:
+    """Every labelled family at zero for the registered task types, at process start: a
+    family must not be missing from /metrics before its first sample (Prometheus practice)."""
+    for task_type in task_types:
+        runs_started.labels(task_type)
+        runs_skipped.labels(task_type)
+        run_duration.labels(task_type)
+        fires_sent.labels(task_type)
+        fires_claimed_elsewhere.labels(task_type)
+        fires_missed.labels(task_type)
+        schedule_lag.labels(task_type)
+        for outcome in RUN_OUTCOMES:
+            runs_finished.labels(task_type, outcome)
+    for kind in CHANNEL_KINDS:
+        for outcome in NOTIFICATION_OUTCOMES:
+            notifications_sent.labels(kind, outcome)
+
+
+def notification_sent(kind: str, *, outcome: str) -> None:
+    notifications_sent.labels(kind, outcome).inc()
+
+
 def run_started(task_type: str) -> None:
     runs_started.labels(task_type).inc()
 

@@ -42,6 +42,8 @@ SETTLE = timedelta(seconds=2)
 PIPELINE_CHUNK = 1000
 
 ExistingIds = Callable[[set[int]], Awaitable[set[int]]]
+# Told of each config's missed fires once they are counted (the alert inbox hears of them).
+MissedReport = Callable[[int, list[datetime]], Awaitable[None]]
 
 
 async def reconcile(
@@ -52,6 +54,7 @@ async def reconcile(
     existing: ExistingIds,
     suspects: frozenset[int] = frozenset(),
     settle: timedelta = SETTLE,
+    on_missed: MissedReport | None = None,
 ) -> frozenset[int]:
     """One pass. `existing` answers which of the given config ids are in the database;
     `suspects` are the ids the previous pass found missing. Returns this pass's suspects."""
@@ -64,7 +67,7 @@ async def reconcile(
         logger.info("reconcile: removing the schedule of deleted config %s", config_id)
         await schedules.forget(redis, config_id)
     for config_id in await _needing_repair(redis, sorted(active & present), now=now - settle):
-        await _repair(redis, config_id, now=now, grace=grace, settle=settle)
+        await _repair(redis, config_id, now=now, grace=grace, settle=settle, on_missed=on_missed)
     return frozenset(missing - suspects)
 
 
@@ -86,7 +89,13 @@ async def _needing_repair(redis: Redis, config_ids: list[int], *, now: datetime)
 
 
 async def _repair(
-    redis: Redis, config_id: int, *, now: datetime, grace: timedelta, settle: timedelta
+    redis: Redis,
+    config_id: int,
+    *,
+    now: datetime,
+    grace: timedelta,
+    settle: timedelta,
+    on_missed: MissedReport | None,
 ) -> None:
     cutoff = now - settle
     missed: list[datetime] = []
@@ -153,6 +162,8 @@ async def _repair(
     )
     if missed:  # counted once the transaction went through (a WATCH conflict re-runs `write`)
         metrics.fires_were_missed(task_type, len(missed))
+        if on_missed is not None:
+            await on_missed(config_id, sorted(missed))
 
 
 Entries = list[tuple[str, datetime]]

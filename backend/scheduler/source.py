@@ -39,9 +39,10 @@ from backend import metrics
 from backend.config import Settings
 from backend.models import TaskConfig
 from backend.resources import Resources
+from backend.scheduler import late
 from backend.scheduler.batching import Batcher
 from backend.scheduler.reconcile import SETTLE, reconcile
-from backend.services import schedules
+from backend.services import alerts, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
@@ -58,6 +59,7 @@ class TaskhubScheduleSource(ScheduleSource):
         self._resources = Resources.open(settings, pool_size=2)
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._reconciler: asyncio.Task[None] | None = None
+        self._late_checks: asyncio.Task[None] | None = None
         self._suspects: frozenset[int] = frozenset()  # configs found missing by the last pass
         self._parsed: dict[str, ScheduledTask] = {}
         self._claims = Batcher(self._claim_batch, max_size=CLAIM_BATCH_SIZE)
@@ -81,15 +83,17 @@ class TaskhubScheduleSource(ScheduleSource):
         # No fire of this process is in flight yet: settle every past entry at once.
         await self.reconcile_once(settle=timedelta(0))
         self._reconciler = asyncio.create_task(self._reconcile_forever())
+        self._late_checks = asyncio.create_task(late.run_forever(self._resources, self._settings))
 
     async def shutdown(self) -> None:
         # Sends already made still get their bookkeeping (fired event, next fire queued).
         for batcher in (self._claims, self._marks, self._bookkeeping):
             await batcher.drain()
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
+        for loop in (self._reconciler, self._late_checks):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         await self._resources.close()
 
     async def get_schedules(self) -> list[ScheduledTask]:
@@ -169,9 +173,13 @@ class TaskhubScheduleSource(ScheduleSource):
                     existing=self._existing,
                     suspects=self._suspects,
                     settle=settle,
+                    on_missed=self._missed,
                 )
         except LockError:
             logger.debug("reconcile skipped: another scheduler is reconciling")
+
+    async def _missed(self, config_id: int, fires: list[datetime]) -> None:
+        await alerts.note_missed(self._resources.sessionmaker, config_id, fires)
 
     async def _existing(self, config_ids: set[int]) -> set[int]:
         if not config_ids:

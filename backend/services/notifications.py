@@ -82,7 +82,9 @@ async def create_channel(
     await _flush(session, data.name)
     await session.refresh(channel)
     read = present(channel)
-    _audit(session, channel, actor=actor, action="channel.create", changes=read.model_dump(mode="json"))
+    _audit(
+        session, channel, actor=actor, action="channel.create", changes=read.model_dump(mode="json")
+    )
     await session.commit()
     return read
 
@@ -163,12 +165,11 @@ async def missing_channels(session: AsyncSession, channel_ids: list[int]) -> lis
     return [channel_id for channel_id in channel_ids if channel_id not in found]
 
 
-async def send_test(
-    channel: NotificationChannel, *, settings: Settings
-) -> TestDelivery:
+async def send_test(channel: NotificationChannel, *, settings: Settings) -> TestDelivery:
     """Send a test event now, not through the queue, and say how it went."""
+    now = datetime.now(UTC).isoformat()
     payload = {
-        "event_id": f"test:{uuid.uuid4().hex}", "event": "test", "at": datetime.now(UTC).isoformat(),
+        "event_id": f"test:{uuid.uuid4().hex}", "event": "test", "at": now,
         "config": None, "run": None, "consecutive_failures": 0, "fire_time": None,
         "console_url": f"{settings.public_url.rstrip('/')}/console/",
     }  # fmt: skip
@@ -187,12 +188,19 @@ def queue(
 ) -> Any:
     """The statement queueing the event for each channel; a repeat of the event adds none."""
     rows = [
-        {"event_id": event_id, "event": event, "channel_id": channel_id,
-         "config_id": config_id, "payload": payload}  # fmt: skip
+        {
+            "event_id": event_id,
+            "event": event,
+            "channel_id": channel_id,
+            "config_id": config_id,
+            "payload": payload,
+        }
         for channel_id in channel_ids
     ]
-    return insert(NotificationDelivery).values(rows).on_conflict_do_nothing(
-        constraint="uq_notification_deliveries_event"
+    return (
+        insert(NotificationDelivery)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="uq_notification_deliveries_event")
     )
 
 
@@ -241,7 +249,9 @@ async def _attempt(
     if sent.final or row.attempts >= settings.notification_attempts:
         row.status = "failed"
         metrics.notification_sent(kind, outcome="failed")
-        logger.warning("notification %s to channel %s failed: %s", row.event_id, row.channel_id, sent.error)
+        logger.warning(
+            "notification %s to channel %s failed: %s", row.event_id, row.channel_id, sent.error
+        )
         return
     # Backoff: 5 s, 15 s, 45 s... so three attempts span about a minute.
     delay = settings.notification_retry_seconds * 3 ** (row.attempts - 1)

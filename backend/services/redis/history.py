@@ -15,7 +15,7 @@ DEFAULT_CAP = 100
 EVENTS = frozenset(
     {
         "created", "updated", "deleted",
-        "started", "paused", "resumed", "stopped", "reloaded", "completed",
+        "started", "paused", "resumed", "stopped", "reloaded", "completed", "auto_paused",
         "fired", "send_failed", "skipped", "missed",
         "succeeded", "failed", "timed_out", "retrying", "lost",
     }

@@ -62,6 +62,10 @@ def claim_key(config_id: int, fire_ms: int) -> str:
     return key("schedule_claim", config_id, fire_ms)
 
 
+def late_checks_key() -> str:
+    return key("schedule_late")
+
+
 def reconcile_lock_key() -> str:
     return key("schedule_reconcile_lock")
 
@@ -94,6 +98,7 @@ class ScheduleState:
     generation: int = 0
     anchor: datetime | None = None
     plan: dict[str, Any] | None = None
+    note: str | None = None  # the last action's note (or a pause on failure's), until the next
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> "ScheduleState":
@@ -108,6 +113,7 @@ class ScheduleState:
             generation=int(raw.get("generation", 0)),
             anchor=_parse_time(raw.get("anchor")),
             plan=json.loads(raw["plan"]) if raw.get("plan") else None,
+            note=raw.get("note") or None,
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -117,6 +123,7 @@ class ScheduleState:
             "generation": str(self.generation),
             "anchor": self.anchor.isoformat() if self.anchor else "",
             "plan": json.dumps(self.plan) if self.plan is not None else "",
+            "note": self.note or "",
         }
 
 
@@ -282,3 +289,25 @@ async def ids_with_status(redis: Redis, status: ScheduleStatus) -> set[int]:
 
 async def count(redis: Redis, status: ScheduleStatus) -> int:
     return await redis.scard(status_set_key(status))
+
+
+def queue_late_check(pipe: Pipeline, *, task_id: str, config_id: int, due: datetime) -> None:
+    """A sent fire to look at again at `due`: not recorded by then, it is late."""
+    pipe.zadd(late_checks_key(), {f"{config_id}|{task_id}": to_ms(due)})
+
+
+_CLAIM_LATE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+async def claim_late_checks(redis: Redis, *, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Take the checks due by `now` (atomically: each is taken by one replica only)."""
+    members = await redis.eval(_CLAIM_LATE, 1, late_checks_key(), to_ms(now), limit)  # type: ignore[misc]
+    found = []
+    for member in cast(list[str], members):
+        config_id, task_id = member.split("|", 1)
+        found.append((int(config_id), task_id))
+    return found
