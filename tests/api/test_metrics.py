@@ -215,3 +215,15 @@ async def test_a_fire_claimed_by_another_replica_is_counted(
         await source.shutdown()
         await schedules.apply_action(redis, config, "stop")
     assert await lost() == before + 1
+
+
+async def test_every_family_is_served_from_the_start(client: httpx.AsyncClient) -> None:
+    """Initialised at zero for the registered task types when the process starts."""
+    names = {sample.name for sample in await scrape(client)}
+    for family in (
+        "taskhub_runs_started_total", "taskhub_runs_finished_total", "taskhub_runs_skipped_total",
+        "taskhub_run_duration_seconds_count", "taskhub_schedule_fires_sent_total",
+        "taskhub_schedule_fires_missed_total", "taskhub_schedule_lag_seconds_count",
+        "taskhub_notifications_total",
+    ):  # fmt: skip
+        assert family in names, family
