@@ -364,6 +364,9 @@ async def test_the_config_page_and_the_audit_log_show_changes(
     await expect(page.locator("#audit-results .pager")).to_contain_text(
         re.compile(rf"21{DASH}\d+ of")
     )
+    await page.set_viewport_size(PHONE)
+    assert await fits_width(page)
+    await page.set_viewport_size(DESKTOP)
     await page.fill("#audit-actor", "nobody-did-this")
     await expect(page.locator("#audit-results")).to_contain_text("No audit entries match.")
     assert errors.messages == []
@@ -423,6 +426,9 @@ async def test_an_api_token_is_shown_once_works_and_is_refused_once_revoked(
         await page.check("#tokens-all")
         their_row = page.locator("#token-list tbody tr", has_text="their-token").first
         await expect(their_row).to_contain_text("viewer-")
+        await page.set_viewport_size(PHONE)
+        assert await fits_width(page)
+        await page.set_viewport_size(DESKTOP)
 
         # Revoke (after a confirm): the very next request with it is refused.
         page.once("dialog", lambda dialog: dialog.accept())
