@@ -285,7 +285,7 @@ async def test_an_operator_runs_and_steers_but_does_not_edit(
     context: BrowserContext, session: AsyncSession, admin_api: httpx.AsyncClient
 ) -> None:
     config = await new_config(admin_api)
-    username, _ = await user_with_role(session, "operator")
+    username, user_id = await user_with_role(session, "operator")
     page = await context.new_page()
     errors = ConsoleErrors()
     errors.watch(page)
@@ -307,8 +307,18 @@ async def test_an_operator_runs_and_steers_but_does_not_edit(
     started = page.locator("#changes tr[data-audit-action='schedule.start']")
     await expect(started).to_contain_text(username)
     await expect(started).to_contain_text("schedule_status: active")
+
+    # Demoted while signed in: the next action gets the API's 403, and the page follows the
+    # new role (read again) without a reload.
+    demoted = await admin_api.patch(f"/api/v1/users/{user_id}", json={"role": "viewer"})
+    assert demoted.status_code == 200, demoted.text
+    await page.click("[data-action=pause]")
+    await expect(page.locator("#role-changed")).to_contain_text("Your role is now viewer")
+    await expect(page.locator("#role")).to_have_text("viewer")
+    await expect(config_page.locator("[data-action]")).to_have_count(0)
     await admin_api.post(f"{CONFIGS}/{config['id']}/actions/stop")
-    assert errors.messages == []
+    assert len(errors.messages) == 1, errors.messages  # the 403, as Chromium reports it
+    assert "status of 403" in errors.messages[0]
 
 
 async def test_the_config_page_and_the_audit_log_show_changes(

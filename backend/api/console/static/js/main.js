@@ -20,6 +20,7 @@ let me = null; // the signed-in user (GET /users/me)
 let current = null; // { refresh(), stop() } of the view on screen
 let pollTimer = null;
 let generation = 0; // bumps on every navigation, so a slow load never paints a stale view
+let notice = null; // a message for the next view painted (the role changed)
 
 // [pattern, view, the least role the page is for (its API calls need it)]
 const ROUTES = [
@@ -84,10 +85,6 @@ function poll(view, mine) {
 
 function showError(error) {
   if (error instanceof api.ApiError && error.status === 401) return; // signed out: handled
-  if (error instanceof api.ApiError && error.status === 403) {
-    // The role may have changed since sign-in: read it again, so the page follows it.
-    recheckRole();
-  }
   const box = document.getElementById("global-error") || h("p", { id: "global-error", className: "alert" });
   box.textContent = error.message || String(error);
   if (!box.isConnected) main.prepend(box);
@@ -117,6 +114,10 @@ async function render() {
     const node = await view.load();
     if (mine !== generation) return;
     show(node);
+    if (notice) {
+      main.prepend(h("p", { id: "role-changed", className: "alert alert-warn", role: "status" }, notice));
+      notice = null;
+    }
     current = view;
     if (view.refresh) poll(view, mine);
   } catch (error) {
@@ -136,7 +137,10 @@ async function recheckRole() {
   const before = me.role;
   try {
     await loadMe();
-    if (rank(me.role) !== rank(before)) render();
+    if (rank(me.role) !== rank(before)) {
+      notice = `Your role is now ${me.role} (it was ${before}): the console shows what it allows.`;
+      render();
+    }
   } catch {
     // signed out, or the API is away: the next poll tells
   } finally {
@@ -157,6 +161,10 @@ window.addEventListener("hashchange", () => render());
 window.addEventListener("unhandledrejection", (event) => {
   showError(event.reason);
 });
+
+// A 403 from the API (api.js): the role may have changed since sign-in; read it again, and
+// render again when it did, so the page shows what the role now allows.
+window.addEventListener("taskhub:forbidden", () => recheckRole());
 
 // Views call this after an action that moves to another page or changes the data.
 window.addEventListener("taskhub:navigate", (event) => {
