@@ -69,6 +69,12 @@ runs_skipped = Counter(
     "Scheduled runs not started: another run of the config was in flight",
     ["task_type"],
 )
+runs_duplicate = Counter(
+    "taskhub_runs_duplicate",
+    "Deliveries dropped unexecuted: their task id and attempt had started already "
+    "(a broker redelivery, or a fire sent again after its scheduler died)",
+    ["task_type"],
+)
 run_duration = Histogram(
     "taskhub_run_duration_seconds",
     "Run duration from the first attempt's start to the record (not for lost runs)",
@@ -102,6 +108,10 @@ def run_started(task_type: str) -> None:
 
 def run_skipped(task_type: str) -> None:
     runs_skipped.labels(task_type).inc()
+
+
+def run_duplicate(task_type: str) -> None:
+    runs_duplicate.labels(task_type).inc()
 
 
 def run_finished(task_type: str, *, outcome: str, duration: float | None) -> None:
