@@ -89,6 +89,12 @@ fires_claimed_elsewhere = Counter(
     "Schedule fires not sent by this replica: another replica claimed them first",
     ["task_type"],
 )
+fires_recovered = Counter(
+    "taskhub_schedule_fires_recovered",
+    "Schedule fires this replica sent after taking over the claim of a replica that stopped "
+    "between claiming and sending them",
+    ["task_type"],
+)
 fires_missed = Counter(
     "taskhub_schedule_fires_missed",
     "Schedule fires skipped: no scheduler ran within the misfire grace period",
@@ -127,6 +133,10 @@ def fire_sent(task_type: str, *, lag: float) -> None:
 
 def fire_claimed_elsewhere(task_type: str) -> None:
     fires_claimed_elsewhere.labels(task_type).inc()
+
+
+def fire_recovered(task_type: str) -> None:
+    fires_recovered.labels(task_type).inc()
 
 
 def fires_were_missed(task_type: str, count: int) -> None:
