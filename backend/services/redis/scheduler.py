@@ -252,7 +252,7 @@ async def claim_fires(
                 keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner, lease_ms], client=pipe
             )
         results = await pipe.execute()
-    return [Claim(str(outcome), int(left) / 1000) for outcome, left in results]  # type: ignore[arg-type]
+    return [Claim(cast(ClaimOutcome, str(outcome)), int(left) / 1000) for outcome, left in results]
 
 
 # KEYS: claim. ARGV: owner, the sent value. Only a claim still this owner's is marked: one
