@@ -69,6 +69,12 @@ runs_skipped = Counter(
     "Scheduled runs not started: another run of the config was in flight",
     ["task_type"],
 )
+runs_duplicate = Counter(
+    "taskhub_runs_duplicate",
+    "Deliveries dropped unexecuted: their task id and attempt had started already "
+    "(a broker redelivery, or a fire sent again after its scheduler died)",
+    ["task_type"],
+)
 run_duration = Histogram(
     "taskhub_run_duration_seconds",
     "Run duration from the first attempt's start to the record (not for lost runs)",
@@ -81,6 +87,12 @@ fires_sent = Counter("taskhub_schedule_fires_sent", "Schedule fires sent", ["tas
 fires_claimed_elsewhere = Counter(
     "taskhub_schedule_fires_claimed_elsewhere",
     "Schedule fires not sent by this replica: another replica claimed them first",
+    ["task_type"],
+)
+fires_recovered = Counter(
+    "taskhub_schedule_fires_recovered",
+    "Schedule fires this replica sent after taking over the claim of a replica that stopped "
+    "between claiming and sending them",
     ["task_type"],
 )
 fires_missed = Counter(
@@ -138,6 +150,10 @@ def run_skipped(task_type: str) -> None:
     runs_skipped.labels(task_type).inc()
 
 
+def run_duplicate(task_type: str) -> None:
+    runs_duplicate.labels(task_type).inc()
+
+
 def run_finished(task_type: str, *, outcome: str, duration: float | None) -> None:
     runs_finished.labels(task_type, outcome).inc()
     if duration is not None:
@@ -151,6 +167,10 @@ def fire_sent(task_type: str, *, lag: float) -> None:
 
 def fire_claimed_elsewhere(task_type: str) -> None:
     fires_claimed_elsewhere.labels(task_type).inc()
+
+
+def fire_recovered(task_type: str) -> None:
+    fires_recovered.labels(task_type).inc()
 
 
 def fires_were_missed(task_type: str, count: int) -> None:

@@ -18,7 +18,7 @@ from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.config import Settings, get_settings
 from backend.main import attach_resources, create_app
 from backend.scheduler.reconcile import reconcile
-from backend.scheduler.source import TaskhubScheduleSource
+from backend.scheduler.source import ClaimHeld, TaskhubScheduleSource
 from backend.services import schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
@@ -208,8 +208,15 @@ async def test_a_fire_claimed_by_another_replica_is_counted(
     try:
         entry_id, _ = (await schedule_state.queued_entries(redis, config.id))[0]
         task = ScheduledTask.model_validate_json(await redis.get(schedule_state.data_key(entry_id)))
-        assert await schedule_state.claim_fires(redis, [entry_id], owner="replica-b") == ["ok"]
-        with pytest.raises(ScheduledTaskCancelledError):
+        claims = await schedule_state.claim_fires(
+            redis, [entry_id], owner="replica-b", lease_seconds=30
+        )
+        assert [claim.outcome for claim in claims] == ["ok"]
+        with pytest.raises(ClaimHeld):  # replica-b is sending it: looked at again later
+            await source.pre_send(task)
+        assert await lost() == before
+        await schedule_state.mark_sent(redis, [entry_id], owner="replica-b")
+        with pytest.raises(ScheduledTaskCancelledError):  # replica-b sent it
             await source.pre_send(task)
     finally:
         await source.shutdown()

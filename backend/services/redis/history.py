@@ -16,7 +16,7 @@ EVENTS = frozenset(
     {
         "created", "updated", "deleted",
         "started", "paused", "resumed", "stopped", "reloaded", "completed", "auto_paused",
-        "fired", "send_failed", "skipped", "missed",
+        "fired", "send_failed", "skipped", "missed", "duplicate",
         "succeeded", "failed", "timed_out", "retrying", "lost",
     }
 )  # fmt: skip

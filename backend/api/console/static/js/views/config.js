@@ -1,15 +1,20 @@
-// One config: its fields and live state, the actions its status allows, run now, the
-// executions (newest first, paged, filter by outcome), a duration chart and schedule history.
+// One config: its fields and live state, the actions its status (and the signed-in role)
+// allows, run now, the executions (newest first, paged, filter by outcome), a duration chart,
+// its schedule history and its changes (the audit trail: who, when, field: old → new).
 
 import * as api from "../api.js";
 import { durationChart } from "../chart.js";
 import { h, replace } from "../dom.js";
 import { duration, fromNow, json, localTime, percent } from "../format.js";
-import { cell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table } from "./common.js";
+import { NEEDS, can } from "../roles.js";
+import {
+  actionBadge, actorCell, cell, changesCell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table, when,
+} from "./common.js";
 
 const EXECUTIONS_LIMIT = 10;
 const CHART_RUNS = 100;
 const HISTORY_LIMIT = 20;
+const CHANGES_LIMIT = 10;
 
 /** The schedule actions that fit a status (the API answers 409 to the others). */
 export function actionsFor(config) {
@@ -83,9 +88,20 @@ function historyRow(event) {
   );
 }
 
+function changeRow(event) {
+  return h(
+    "tr",
+    { dataset: { auditId: event.id, auditAction: event.action } },
+    cell("When", when(event.at)),
+    cell("Who", actorCell(event)),
+    cell("Action", actionBadge(event.action)),
+    cell("Changes", changesCell(event)),
+  );
+}
+
 export function configPage(id) {
   const base = `/tasks/configs/${id}`;
-  const state = { offset: 0, is_success: "" };
+  const state = { offset: 0, is_success: "", changesOffset: 0 };
   const pending = new Map(); // task id -> live state, for runs started here
   const parts = {
     head: h("div", { className: "page-head" }),
@@ -95,6 +111,7 @@ export function configPage(id) {
     chart: h("div", {}),
     executions: h("div", { id: "executions" }),
     history: h("div", { id: "history" }),
+    changes: h("div", { id: "changes" }),
   };
 
   function flash(text, kind = "info") {
@@ -112,7 +129,8 @@ export function configPage(id) {
   }
 
   function buttons(config) {
-    const actions = actionsFor(config).map((action) =>
+    // Only what the signed-in role may do: operators run and steer the schedule, admins edit.
+    const actions = (can(NEEDS.schedule) ? actionsFor(config) : []).map((action) =>
       h("button", {
         type: "button",
         dataset: { action },
@@ -121,7 +139,7 @@ export function configPage(id) {
           flash(`Schedule ${action === "stop" ? "stopped" : `${action}${action.endsWith("e") ? "d" : "ed"}`}.`);
         }),
       }, action[0].toUpperCase() + action.slice(1)));
-    const runNow = h("button", {
+    const runNow = can(NEEDS.run) && h("button", {
       type: "button",
       className: "primary",
       dataset: { action: "run" },
@@ -131,9 +149,12 @@ export function configPage(id) {
         flash(`Run ${queued.task_id.slice(0, 8)} queued.`);
       }),
     }, "Run now");
-    const remove = h("button", {
+    const editable = can(NEEDS.edit);
+    const edit = editable && h("a", { href: `#/configs/${id}/edit`, className: "button", dataset: { action: "edit" } }, "Edit");
+    const remove = editable && h("button", {
       type: "button",
       className: "danger",
+      dataset: { action: "delete" },
       onclick: () => {
         if (!confirm(`Delete "${config.name}"? Its schedule stops; its run records stay.`)) return;
         act("Delete", async () => {
@@ -142,7 +163,7 @@ export function configPage(id) {
         });
       },
     }, "Delete");
-    return h("div", { className: "actions" }, runNow, actions, h("a", { href: `#/configs/${id}/edit`, className: "button" }, "Edit"), remove);
+    return h("div", { className: "actions" }, runNow, actions, edit, remove);
   }
 
   async function livePending() {
@@ -162,11 +183,12 @@ export function configPage(id) {
   }
 
   async function refresh() {
-    const [config, runs, chartRuns, history] = await Promise.all([
+    const [config, runs, chartRuns, history, changes] = await Promise.all([
       api.get(base, { include_stats: true }),
       api.get(`${base}/executions`, { limit: EXECUTIONS_LIMIT, offset: state.offset, is_success: state.is_success }),
       api.get(`${base}/executions`, { limit: CHART_RUNS }),
       api.get(`${base}/history`, { limit: HISTORY_LIMIT }),
+      api.get(`${base}/audit`, { limit: CHANGES_LIMIT, offset: state.changesOffset }),
       livePending(),
     ]);
     document.title = `${config.name} · Taskhub`;
@@ -183,6 +205,14 @@ export function configPage(id) {
       }, "runs"),
     );
     replace(parts.history, table(["When", "Event", "Details"], history.items.map(historyRow), "No events yet."));
+    replace(
+      parts.changes,
+      table(["When", "Who", "Action", "Changes"], changes.items.map(changeRow), "No changes recorded."),
+      changes.total > CHANGES_LIMIT ? pager(changes, (offset) => {
+        state.changesOffset = offset;
+        refresh();
+      }, "changes") : null,
+    );
   }
 
   async function load() {
@@ -212,6 +242,7 @@ export function configPage(id) {
         h("div", { className: "section-head" }, h("h2", {}, "Executions"), h("label", {}, "Show ", filter)),
         parts.executions),
       h("section", { className: "card" }, h("h2", {}, "Schedule history"), parts.history),
+      h("section", { className: "card" }, h("h2", {}, "Changes"), parts.changes),
     );
   }
 
