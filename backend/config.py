@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     notifier_interval_seconds: float = Field(default=1.0, gt=0)
     notification_timeout_seconds: float = Field(default=10.0, gt=0)
     notification_attempts: int = Field(default=3, ge=1, le=10)
-    notification_retry_seconds: float = Field(default=5.0, ge=0)
+    notification_retry_seconds: float = Field(default=15.0, ge=0)
     late_check_interval_seconds: float = Field(default=1.0, gt=0)
 
     # GET /metrics (Prometheus): served unless disabled; with a token, only to a bearer of it.

@@ -253,7 +253,7 @@ async def _attempt(
             "notification %s to channel %s failed: %s", row.event_id, row.channel_id, sent.error
         )
         return
-    # Backoff: 5 s, 15 s, 45 s... so three attempts span about a minute.
+    # Backoff: 15 s, then 45 s: three attempts span about a minute.
     delay = settings.notification_retry_seconds * 3 ** (row.attempts - 1)
     row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
     metrics.notification_sent(kind, outcome="retrying")

@@ -3,6 +3,7 @@ missed and late fires, retries, and one delivery per event however often it is s
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -222,3 +223,50 @@ async def test_stats_carry_the_streak(
     )  # fmt: skip
     stats = response.json()["stats"]
     assert (stats["consecutive_failures"], stats["last_error"]) == (3, "DemoTaskError: boom")
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+async def test_an_email_channel_sends_over_smtp(
+    resources: Resources, session: AsyncSession, settings: Settings
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    with socket.socket() as probe:  # a free local port for the SMTP server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        smtp = settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False,
+                    "smtp_from": "taskhub@example.com"}
+        )  # fmt: skip
+        channel = NotificationChannel(
+            name=f"mail-{uuid.uuid4().hex[:8]}", kind="email", config={"to": ["ops@example.com"]}
+        )
+        session.add(channel)
+        await session.commit()
+        config = await alerting_config(session, channel)
+        await record(resources, config, ok=False)
+        await settle(resources, smtp)
+    finally:
+        controller.stop()
+    [row] = await deliveries(session, config)
+    assert (row.status, row.attempts) == ("delivered", 1)
+    [envelope] = inbox.messages
+    assert envelope.mail_from == "taskhub@example.com"
+    assert envelope.rcpt_tos == ["ops@example.com"]
+    text = envelope.content.decode()
+    assert f"failure of '{config.name}'" in text
+    assert "DemoTaskError: boom" in text

@@ -129,3 +129,40 @@ async def test_a_fire_no_worker_runs_is_reported_late(
 
 async def _events(sink: Sink) -> list[str]:
     return received(sink)
+
+
+async def test_two_workers_deliver_a_flaky_webhook_once(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    superuser_headers: dict,
+    tmp_path: Path,
+) -> None:
+    async with http_sink(answers=[500, 500]) as flaky:
+        channel_id = await channel_to(session, flaky)
+        body = {
+            "name": f"flaky-{channel_id}", "task_type": "demo.sleep", "scheduler_type": "manual",
+            "parameters": {"fail": True},
+            "alerts": {"channel_ids": [channel_id], "on": ["failure"]},
+        }  # fmt: skip
+        config = (await client.post(CONFIGS, json=body, headers=superuser_headers)).json()
+        env = {**NOTIFIER_ENV, "NOTIFICATION_RETRY_SECONDS": "0.2"}
+        workers = [await Worker(tmp_path / f"worker-{n}.log", env=env).start() for n in range(2)]
+        try:
+            run = await client.post(f"{CONFIGS}/{config['id']}/run", headers=superuser_headers)
+            assert run.status_code == 202
+
+            async def delivered() -> list[dict]:
+                response = await client.get(
+                    "/api/v1/notifications/deliveries", params={"config_id": config["id"]},
+                    headers=superuser_headers,
+                )  # fmt: skip
+                return response.json()["items"]
+
+            [row] = await eventually(
+                delivered, lambda rows: rows and rows[0]["status"] == "delivered", timeout=60
+            )
+        finally:
+            for worker in workers:
+                worker.stop()
+    assert (row["event"], row["attempts"], row["last_status"]) == ("failure", 3, 200)
+    assert len(flaky.received) == 3
