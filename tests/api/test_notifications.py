@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.auth import bearer_for, create_user, unique_username
 from tests.support.configs import sleep_config
-from tests.support.sink import http_sink
+from tests.support.http_sink import http_sink
 
 CHANNELS = "/api/v1/notifications/channels"
 CONFIGS = "/api/v1/tasks/configs"
@@ -56,7 +56,7 @@ async def test_the_test_send_signs_the_body(
     client: httpx.AsyncClient, superuser_headers: dict
 ) -> None:
     async with http_sink() as sink:
-        config = {"url": sink.url, "secret": "s3cr3t", "headers": {"X-Team": "ops"}}
+        config = {"url": sink.url(), "secret": "s3cr3t", "headers": {"X-Team": "ops"}}
         channel = await make_channel(client, superuser_headers, config=config)
         result = await client.post(f"{CHANNELS}/{channel['id']}/test", headers=superuser_headers)
     assert result.json() == {"delivered": True, "status": 200, "error": None}
@@ -73,7 +73,7 @@ async def test_a_slack_channel_posts_text_and_a_failing_one_says_why(
 ) -> None:
     async with http_sink(answers=[200, 404]) as sink:
         slack = await make_channel(
-            client, superuser_headers, kind="slack", config={"webhook_url": sink.url}
+            client, superuser_headers, kind="slack", config={"webhook_url": sink.url()}
         )
         assert slack["config"]["webhook_url"] == "***"
         ok = await client.post(f"{CHANNELS}/{slack['id']}/test", headers=superuser_headers)

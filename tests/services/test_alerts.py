@@ -23,7 +23,7 @@ from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.worker.records import Ending, Outcome, finish
 from tests.support.factories import create_config
-from tests.support.sink import Sink, http_sink
+from tests.support.http_sink import HttpSink, http_sink
 
 FAST = {"notification_retry_seconds": 0.0, "notification_timeout_seconds": 2.0}
 
@@ -39,14 +39,14 @@ def resources(app: FastAPI) -> Resources:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
+async def sink() -> AsyncIterator[HttpSink]:
     async with http_sink() as running:
         yield running
 
 
-async def channel_to(session: AsyncSession, sink: Sink) -> NotificationChannel:
+async def channel_to(session: AsyncSession, sink: HttpSink) -> NotificationChannel:
     channel = NotificationChannel(
-        name=f"hook-{uuid.uuid4().hex[:8]}", kind="webhook", config={"url": sink.url}
+        name=f"hook-{uuid.uuid4().hex[:8]}", kind="webhook", config={"url": sink.url()}
     )
     session.add(channel)
     await session.commit()
@@ -98,12 +98,12 @@ async def deliveries(session: AsyncSession, config: TaskConfig) -> list[Notifica
     return list(await session.scalars(query.order_by(NotificationDelivery.id)))
 
 
-def events(sink: Sink) -> list[str]:
+def events(sink: HttpSink) -> list[str]:
     return [json.loads(r.body)["event"] for r in sink.received]
 
 
 async def test_failure_streak_then_recovery(
-    resources: Resources, session: AsyncSession, settings: Settings, sink: Sink
+    resources: Resources, session: AsyncSession, settings: Settings, sink: HttpSink
 ) -> None:
     channel = await channel_to(session, sink)
     config = await alerting_config(session, channel, rules={"after_consecutive_failures": 2})
@@ -126,7 +126,7 @@ async def test_failure_streak_then_recovery(
 
 
 async def test_pause_after_failures(
-    resources: Resources, session: AsyncSession, redis: Redis, settings: Settings, sink: Sink
+    resources: Resources, session: AsyncSession, redis: Redis, settings: Settings, sink: HttpSink
 ) -> None:
     channel = await channel_to(session, sink)
     config = await alerting_config(
@@ -149,7 +149,7 @@ async def test_pause_after_failures(
 
 
 async def test_missed_and_late_fires(
-    resources: Resources, session: AsyncSession, settings: Settings, sink: Sink
+    resources: Resources, session: AsyncSession, settings: Settings, sink: HttpSink
 ) -> None:
     channel = await channel_to(session, sink)
     config = await alerting_config(session, channel)
@@ -195,7 +195,7 @@ async def test_a_4xx_is_final_and_a_dead_channel_never_fails_the_run(
 
 
 async def test_each_event_is_delivered_once_by_many_notifiers(
-    resources: Resources, session: AsyncSession, settings: Settings, sink: Sink
+    resources: Resources, session: AsyncSession, settings: Settings, sink: HttpSink
 ) -> None:
     channel = await channel_to(session, sink)
     config = await alerting_config(session, channel)

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.models import NotificationChannel
 from backend.services.redis import scheduler as schedule_state
 from tests.support import processes
+from tests.support.http_sink import HttpSink, http_sink
 from tests.support.processes import eventually
-from tests.support.sink import Sink, http_sink
 from tests.support.worker_process import Worker
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +24,7 @@ CONFIGS = "/api/v1/tasks/configs"
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
+async def sink() -> AsyncIterator[HttpSink]:
     async with http_sink() as running:
         yield running
 
@@ -39,14 +39,16 @@ async def scheduler() -> AsyncIterator[None]:
         processes.stop(process)
 
 
-async def channel_to(session: AsyncSession, sink: Sink) -> int:
-    channel = NotificationChannel(name=f"e2e-{sink.url}", kind="webhook", config={"url": sink.url})
+async def channel_to(session: AsyncSession, sink: HttpSink) -> int:
+    channel = NotificationChannel(
+        name=f"e2e-{sink.url()}", kind="webhook", config={"url": sink.url()}
+    )
     session.add(channel)
     await session.commit()
     return channel.id
 
 
-def received(sink: Sink) -> list[str]:
+def received(sink: HttpSink) -> list[str]:
     return [json.loads(r.body)["event"] for r in sink.received]
 
 
@@ -55,7 +57,7 @@ async def test_a_failing_schedule_notifies_pauses_itself_and_recovers(
     session: AsyncSession,
     redis: Redis,
     superuser_headers: dict,
-    sink: Sink,
+    sink: HttpSink,
     scheduler: None,
     tmp_path: Path,
 ) -> None:
@@ -99,7 +101,7 @@ async def test_a_fire_no_worker_runs_is_reported_late(
     client: httpx.AsyncClient,
     session: AsyncSession,
     superuser_headers: dict,
-    sink: Sink,
+    sink: HttpSink,
     scheduler: None,
     tmp_path: Path,
 ) -> None:
@@ -127,7 +129,7 @@ async def test_a_fire_no_worker_runs_is_reported_late(
     assert set(received(sink)) == {"late"}  # one per fire not run, nothing else
 
 
-async def _events(sink: Sink) -> list[str]:
+async def _events(sink: HttpSink) -> list[str]:
     return received(sink)
 
 
