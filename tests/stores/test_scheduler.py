@@ -86,6 +86,19 @@ async def test_an_unsent_claim_past_its_lease_is_taken_over(redis: Redis) -> Non
     assert await redis.ttl(schedule_state.claim_key(910011, schedule_state.to_ms(FIRE))) > 0
 
 
+async def test_a_replica_never_takes_over_its_own_claim(redis: Redis) -> None:
+    """Its own send is still under way (a slow burst): a later tick must not send it again."""
+    entry = await active_entry(redis, 910014)
+    assert (await claim(redis, entry, "slow:1", lease=0.001)).outcome == "ok"
+    taken = await eventually(
+        lambda: claim(redis, entry, "other:2", lease=0.001), lambda c: c.outcome != "held"
+    )
+    assert taken.outcome == "taken_over"  # by another replica, past the lease: allowed
+    again = await claim(redis, entry, "other:2", lease=0.001)
+    assert again.outcome == "held"  # but never by the replica holding it
+    assert again.lease_left > 0
+
+
 async def test_a_released_claim_can_be_claimed_again(redis: Redis) -> None:
     entry = await active_entry(redis, 910012)
     assert (await claim(redis, entry, "a:1")).outcome == "ok"

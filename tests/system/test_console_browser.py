@@ -362,6 +362,10 @@ async def test_the_config_page_and_the_audit_log_show_changes(
     await expect(results.first).to_contain_text(config["name"])
     await expect(results.first).to_contain_text("priority: 0 → 7")
     await page.select_option("#audit-action", "config.create")
+    # Polled: the rows of the unfiltered page are gone once the filtered page is drawn.
+    await expect(
+        page.locator("#audit-results tbody tr:not([data-audit-action='config.create'])")
+    ).to_have_count(0)
     await expect(results.first).to_contain_text(config["name"])
     for action in await results.evaluate_all("rows => rows.map(row => row.dataset.auditAction)"):
         assert action == "config.create"

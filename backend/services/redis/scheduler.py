@@ -226,6 +226,10 @@ local held = redis.call('GET', KEYS[2])
 if string.find(held, '^sent|') or string.find(held, '^fired|') then return {'sent', 0} end
 local lease_end = tonumber(string.match(held, '|(%d+)$'))
 if lease_end == nil then return {'held', tonumber(ARGV[4])} end  -- no lease: never taken over
+-- This replica's own send, still under way (a slow burst): never taken over by itself.
+if string.sub(held, 1, #ARGV[3] + 1) == ARGV[3] .. '|' then
+  return {'held', math.max(lease_end - now, tonumber(ARGV[4]))}
+end
 if lease_end > now then return {'held', lease_end - now} end
 redis.call('SET', KEYS[2], mine, 'KEEPTTL')
 return {'taken_over', 0}
