@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Role
+from backend.models import NotificationDelivery, Role
 from tests.support import processes
 from tests.support.auth import bearer, bearer_for, create_user, unique_username
 from tests.support.browser import ApiServer, ConsoleErrors, browser, free_port, start_api
@@ -638,3 +638,46 @@ async def test_alerts_channels_a_note_and_deliveries(
     statuses = sorted(re.findall(r"status of (\d+)", " ".join(errors.messages)))
     assert len(errors.messages) == 3, errors.messages
     assert statuses == ["409", "422", "422"], errors.messages
+
+
+async def test_the_deliveries_page_pages_newest_first(
+    context: BrowserContext, session: AsyncSession, admin_api: httpx.AsyncClient
+) -> None:
+    # 23 finished deliveries (failed: the workers' notifier leaves them alone), written
+    # straight into the API's database; their channel is gone (deleted channels read null).
+    config = await new_config(admin_api)
+    session.add_all(
+        NotificationDelivery(
+            event_id=f"failure:console-{config['id']}-{n}",
+            event="failure",
+            channel_id=None,
+            config_id=config["id"],
+            status="failed",
+            attempts=3,
+            last_status=500,
+            last_error=f"HTTP 500 no. {n}",
+            payload={"event": "failure", "config": {"id": config["id"], "name": config["name"]}},
+        )
+        for n in range(23)
+    )
+    await session.commit()
+    page = await context.new_page()
+    errors = ConsoleErrors()
+    errors.watch(page)
+    await sign_in(page, *ADMIN)
+    await expect(page.get_by_role("heading", name="Task configs")).to_be_visible()
+    await page.goto(f"/console/#/deliveries?config_id={config['id']}")
+    rows = page.locator("#delivery-results tbody tr")
+    await expect(rows).to_have_count(20)
+    await expect(page.locator("#deliveries-config_id")).to_have_value(str(config["id"]))
+    await expect(rows.first).to_contain_text("HTTP 500 no. 22")
+    await expect(rows.first).to_contain_text("deleted channel")
+    await expect(rows.first).to_contain_text(config["name"])
+    await expect(page.locator("#delivery-results .pager")).to_contain_text(f"1{DASH}20 of 23")
+    await page.locator("#delivery-results .pager button", has_text="Next").click()
+    await expect(rows).to_have_count(3)
+    await expect(rows.last).to_contain_text("HTTP 500 no. 0")
+    await expect(page).to_have_url(re.compile(r"offset=20"))
+    await page.select_option("#deliveries-status", "pending")
+    await expect(page.locator("#delivery-results")).to_contain_text("No deliveries match.")
+    assert errors.messages == []
