@@ -3,7 +3,9 @@ sign in, create a config from the form (a 422 shown beside its field first), sta
 its next run, run it now and see the run appear without a reload, pause it, sign out; what
 each role sees (viewer: no actions; operator: run and schedule, no edit); API tokens (the
 secret shown once, working as a bearer, refused once revoked); a config's changes and the
-audit log."""
+audit log; notification channels (created, tested, refused deletion while in use), alert
+settings in the form, a note on a pause, a failed run's streak and its delivery on the
+Deliveries page."""
 
 import os
 import re
@@ -19,11 +21,12 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Role
+from backend.models import NotificationDelivery, Role
 from tests.support import processes
 from tests.support.auth import bearer, bearer_for, create_user, unique_username
-from tests.support.browser import ApiServer, ConsoleErrors, browser, start_api
+from tests.support.browser import ApiServer, ConsoleErrors, browser, free_port, start_api
 from tests.support.configs import CONFIGS, sleep_config
+from tests.support.http_sink import HttpSink
 from tests.support.worker_process import Worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -278,6 +281,14 @@ async def test_a_viewer_sees_the_role_and_no_actions(
     await expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
     await expect(page.locator("#token-role option")).to_have_text(["viewer"])
     await expect(page.locator("#tokens-all")).to_have_count(0)
+
+    # Channels and deliveries: to read; no form, no Send test, no Delete.
+    await page.click("[data-nav=channels]")
+    await expect(page.get_by_role("heading", name="Notification channels")).to_be_visible()
+    await expect(page.locator("#channel-form")).to_have_count(0)
+    await expect(page.locator("#channel-list [data-action]")).to_have_count(0)
+    await page.click("[data-nav=deliveries]")
+    await expect(page.get_by_role("heading", name="Alert deliveries")).to_be_visible()
     assert errors.messages == []
 
 
@@ -489,4 +500,188 @@ async def test_tokens_are_refreshed_before_the_access_token_expires(
     # Still signed in and working with the new pair.
     await page.click("[data-nav=system]")
     await expect(page.locator("#system")).to_contain_text("Active schedules")
+    assert errors.messages == []
+
+
+async def test_alerts_channels_a_note_and_deliveries(
+    context: BrowserContext, admin_api: httpx.AsyncClient, worker: Worker
+) -> None:
+    sink = await HttpSink().start()
+    config = await new_config(
+        admin_api,
+        schedule_config={"hours": 12},  # started below, never fired during the test
+        parameters={"seconds": 0.1, "fail": True, "message": "boom"},
+    )
+    config_url = f"{CONFIGS}/{config['id']}"
+    page = await context.new_page()
+    errors = ConsoleErrors()
+    errors.watch(page)
+    await sign_in(page, *ADMIN)
+    await page.click("[data-nav=channels]")
+    await expect(page.get_by_role("heading", name="Notification channels")).to_be_visible()
+    form = page.locator("#channel-form")
+
+    # An e-mail channel needs SMTP_HOST on the server: the API's 422 shows at the kind.
+    await form.locator("[name=name]").fill(f"mail-{uuid.uuid4().hex[:6]}")
+    await form.locator("[name=kind]").select_option("email")
+    await form.locator("[name='config.to']").fill("ops@example.com")
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator("[data-field=kind] > .field-error")).to_have_text(
+        "SMTP_HOST is not set"
+    )
+
+    # A webhook to the test's HTTP server: created, and its test is delivered (HTTP 200).
+    hook = f"hook-{uuid.uuid4().hex[:6]}"
+    await form.locator("[name=name]").fill(hook)
+    await form.locator("[name=kind]").select_option("webhook")
+    await form.locator("[name='config.url']").fill(sink.url("/hook"))
+    await form.locator("[name='config.secret']").fill("s3cr3t")
+    await form.locator("button[type=submit]").click()
+    row = page.locator("#channel-list tbody tr", has_text=hook)
+    await expect(row).to_contain_text("signed")
+    await expect(form.locator("#channel-form-errors")).to_be_hidden()
+    await row.locator("[data-action=test]").click()
+    await expect(row.locator(".test-outcome")).to_contain_text("delivered")
+    await expect(row.locator(".test-outcome")).to_contain_text("HTTP 200")
+    assert sink.hits["/hook"] == 1
+
+    # One to a closed port: its test says so, with the error; then it is deleted.
+    dead = f"dead-{uuid.uuid4().hex[:6]}"
+    await form.locator("[name=name]").fill(dead)
+    await form.locator("[name='config.url']").fill(f"http://127.0.0.1:{free_port()}/x")
+    await form.locator("button[type=submit]").click()
+    dead_row = page.locator("#channel-list tbody tr", has_text=dead)
+    await dead_row.locator("[data-action=test]").click()
+    await expect(dead_row.locator(".test-outcome")).to_have_attribute("data-delivered", "false")
+    await expect(dead_row.locator(".test-outcome")).to_contain_text("not delivered")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await dead_row.locator("[data-action=delete]").click()
+    await expect(dead_row).to_have_count(0)
+    channels = (await admin_api.get("/api/v1/notifications/channels")).json()
+    channel_id = next(c["id"] for c in channels if c["name"] == hook)
+
+    # Alert settings in the form: `late` without its limit gets the API's 422 at the alerts;
+    # then stored as given (read back through the API).
+    await page.goto(f"/console/#/configs/{config['id']}/edit")
+    config_form = page.locator("#config-form")
+    await expect(config_form.locator("#alert-settings")).to_be_hidden()
+    await config_form.locator("#field-alerts-enabled").check()
+    await config_form.locator(f"[name='alerts.channel_ids'][value='{channel_id}']").check()
+    await config_form.locator("[name='alerts.on'][value=late]").check()
+    await config_form.locator("button[type=submit]").click()
+    await expect(config_form.locator("[data-field=alerts] > .field-error")).to_contain_text(
+        "needs late_after_seconds"
+    )
+    await config_form.locator("[name='alerts.late_after_seconds']").fill("600")
+    await config_form.locator("[name='pause_after_failures']").fill("3")
+    await config_form.locator("button[type=submit]").click()
+    await expect(page.locator("#alerts-words")).to_contain_text(f"{hook} (webhook)")
+    await expect(page.locator("#pause-after")).to_have_text(
+        "after 3 failed scheduled runs in a row"
+    )
+    stored = (await admin_api.get(config_url)).json()
+    assert stored["alerts"] == {
+        "channel_ids": [channel_id],
+        "on": ["failure", "recovery", "late"],
+        "after_consecutive_failures": 1,
+        "late_after_seconds": 600,
+    }
+    assert stored["pause_after_failures"] == 3
+
+    # A channel in use cannot be deleted: the API's 409 says which config uses it.
+    await page.click("[data-nav=channels]")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.locator("[data-action=delete]").click()
+    await expect(page.locator("#channels-flash")).to_contain_text(config["name"])
+    await expect(row).to_have_count(1)
+
+    # Pause with a note: the note is on the page, in the history, and in the API's read.
+    await page.goto(f"/console/#/configs/{config['id']}")
+    await page.click("[data-action=start]")
+    await expect(page.locator("#config-page h1 .badge")).to_have_text("active")
+    await page.fill("#action-note", "deploying the new database")
+    await page.click("[data-action=pause]")
+    await expect(page.locator("#config-page h1 .badge")).to_have_text("paused")
+    await expect(page.locator("#schedule-note")).to_have_text("deploying the new database")
+    await expect(page.locator("#history")).to_contain_text("note: deploying the new database")
+    await expect(page.locator("#action-note")).to_have_value("")
+    assert (await admin_api.get(config_url)).json()["schedule_note"] == (
+        "deploying the new database"
+    )
+
+    # A failed run: the stats count the streak and show its error; the worker's notifier
+    # posts a `failure` to the hook, and the Deliveries page lists it.
+    await page.click("[data-action=run]")
+    await expect(page.locator("#consecutive-failures")).to_have_text("1", timeout=RUN_TIMEOUT_MS)
+    await expect(page.locator("#last-error")).to_contain_text("boom")
+    await page.click("#config-deliveries")
+    await expect(page).to_have_url(re.compile(rf"#/deliveries\?config_id={config['id']}$"))
+    deliveries = page.locator("#delivery-results tbody tr")
+    await expect(deliveries).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    await expect(deliveries.first).to_have_attribute("data-event", "failure")
+    await expect(deliveries.first).to_have_attribute(
+        "data-status", "delivered", timeout=RUN_TIMEOUT_MS
+    )
+    await expect(deliveries.first).to_contain_text(config["name"])
+    await expect(deliveries.first).to_contain_text(hook)
+    assert sink.hits["/hook"] == 2
+    await page.select_option("#deliveries-status", "failed")
+    await expect(page.locator("#delivery-results")).to_contain_text("No deliveries match.")
+    await page.select_option("#deliveries-status", "")
+    await page.select_option("#deliveries-channel_id", str(channel_id))
+    await expect(page).to_have_url(re.compile(rf"channel_id={channel_id}"))
+    await expect(deliveries).to_have_count(1)
+    await page.set_viewport_size(PHONE)
+    assert await fits_width(page)
+    await page.set_viewport_size(DESKTOP)
+
+    await admin_api.post(f"{config_url}/actions/stop")
+    await admin_api.patch(config_url, json={"alerts": None})
+    await sink.close()
+    # Chromium reports the 4xx responses provoked above as console errors: those only.
+    statuses = sorted(re.findall(r"status of (\d+)", " ".join(errors.messages)))
+    assert len(errors.messages) == 3, errors.messages
+    assert statuses == ["409", "422", "422"], errors.messages
+
+
+async def test_the_deliveries_page_pages_newest_first(
+    context: BrowserContext, session: AsyncSession, admin_api: httpx.AsyncClient
+) -> None:
+    # 23 finished deliveries (failed: the workers' notifier leaves them alone), written
+    # straight into the API's database; their channel is gone (deleted channels read null).
+    config = await new_config(admin_api)
+    session.add_all(
+        NotificationDelivery(
+            event_id=f"failure:console-{config['id']}-{n}",
+            event="failure",
+            channel_id=None,
+            config_id=config["id"],
+            status="failed",
+            attempts=3,
+            last_status=500,
+            last_error=f"HTTP 500 no. {n}",
+            payload={"event": "failure", "config": {"id": config["id"], "name": config["name"]}},
+        )
+        for n in range(23)
+    )
+    await session.commit()
+    page = await context.new_page()
+    errors = ConsoleErrors()
+    errors.watch(page)
+    await sign_in(page, *ADMIN)
+    await expect(page.get_by_role("heading", name="Task configs")).to_be_visible()
+    await page.goto(f"/console/#/deliveries?config_id={config['id']}")
+    rows = page.locator("#delivery-results tbody tr")
+    await expect(rows).to_have_count(20)
+    await expect(page.locator("#deliveries-config_id")).to_have_value(str(config["id"]))
+    await expect(rows.first).to_contain_text("HTTP 500 no. 22")
+    await expect(rows.first).to_contain_text("deleted channel")
+    await expect(rows.first).to_contain_text(config["name"])
+    await expect(page.locator("#delivery-results .pager")).to_contain_text(f"1{DASH}20 of 23")
+    await page.locator("#delivery-results .pager button", has_text="Next").click()
+    await expect(rows).to_have_count(3)
+    await expect(rows.last).to_contain_text("HTTP 500 no. 0")
+    await expect(page).to_have_url(re.compile(r"offset=20"))
+    await page.select_option("#deliveries-status", "pending")
+    await expect(page.locator("#delivery-results")).to_contain_text("No deliveries match.")
     assert errors.messages == []

@@ -9,10 +9,13 @@ import { configForm } from "./views/form.js";
 import { systemPage } from "./views/system.js";
 import { tokensPage } from "./views/tokens.js";
 import { auditPage } from "./views/audit.js";
+import { channelsPage } from "./views/channels.js";
+import { deliveriesPage } from "./views/deliveries.js";
 import { signInPage, notAllowedPage } from "./views/signin.js";
 import { NEEDS, can, rank, setUser } from "./roles.js";
 
 const POLL_MS = 3000;
+const SECTIONS = ["system", "tokens", "audit", "channels", "deliveries"]; // top-bar links besides configs
 const main = document.getElementById("view");
 const nav = document.getElementById("nav");
 
@@ -30,6 +33,8 @@ const ROUTES = [
   [/^#\/system$/, () => systemPage()],
   [/^#\/tokens$/, () => tokensPage()],
   [/^#\/audit(?:\?.*)?$/, () => auditPage()],
+  [/^#\/channels$/, () => channelsPage()],
+  [/^#\/deliveries(?:\?.*)?$/, () => deliveriesPage()],
   [/^#\/configs(?:\?.*)?$/, () => configList()],
 ];
 
@@ -47,7 +52,7 @@ function route() {
 function markNav() {
   const hash = location.hash || "#/configs";
   const section = hash.match(/^#\/(\w+)/)?.[1];
-  const active = hash === "#/configs/new" ? "new" : ["system", "tokens", "audit"].includes(section) ? section : "configs";
+  const active = hash === "#/configs/new" ? "new" : SECTIONS.includes(section) ? section : "configs";
   for (const link of nav.querySelectorAll("[data-nav]")) {
     link.classList.toggle("active", link.dataset.nav === active);
   }

@@ -29,4 +29,5 @@ export const NEEDS = {
   schedule: "operator", // start, pause, resume, stop, reload
   edit: "admin", // create, update, delete configs
   allTokens: "admin", // everyone's API tokens
+  channels: "admin", // create, test and delete notification channels
 };

@@ -12,9 +12,10 @@ export const ACTIONS = [
   "run.now", "run.batch",
   "user.create", "user.update",
   "token.create", "token.revoke",
+  "channel.create", "channel.update", "channel.delete",
   "auth.lockout",
 ];
-const TARGET_TYPES = ["config", "user", "token"];
+const TARGET_TYPES = ["config", "user", "token", "channel"];
 
 function select(name, label, options, value) {
   // An action in the URL the list does not know yet (a later one) is still offered.
@@ -89,7 +90,7 @@ export function auditPage() {
       "section",
       { id: "audit-page" },
       h("div", { className: "page-head" }, h("h1", {}, "Audit log")),
-      h("p", { className: "muted" }, "Every change to configs, schedules, runs, users and tokens: who, when, what changed. Newest first."),
+      h("p", { className: "muted" }, "Every change to configs, schedules, runs, users, tokens and channels: who, when, what changed. Newest first."),
       filters,
       results,
     );

@@ -135,9 +135,9 @@ export function actorCell(event) {
 
 export function targetCell(event) {
   const name = event.target_name || (event.target_id ? `#${event.target_id}` : "");
-  const label = event.target_type === "config" && event.target_id
-    ? h("a", { href: `#/configs/${event.target_id}` }, name)
-    : name;
+  let label = name;
+  if (event.target_type === "config" && event.target_id) label = h("a", { href: `#/configs/${event.target_id}` }, name);
+  if (event.target_type === "channel" && event.action !== "channel.delete") label = h("a", { href: "#/channels" }, name);
   return h("span", {}, h("small", {}, `${event.target_type} `), label);
 }
 

@@ -15,6 +15,8 @@ const EXECUTIONS_LIMIT = 10;
 const CHART_RUNS = 100;
 const HISTORY_LIMIT = 20;
 const CHANGES_LIMIT = 10;
+const NOTE_MAX = 500; // the API's limit for a note on an action
+const NOTED_ACTIONS = ["pause", "resume", "stop"]; // the actions that take a note
 
 /** The schedule actions that fit a status (the API answers 409 to the others). */
 export function actionsFor(config) {
@@ -31,7 +33,24 @@ function definition(pairs) {
   return h("dl", { className: "fields" }, pairs.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }
 
-function details(config) {
+/** The alert rules in words, the channels named (and linked to the Channels page). */
+function alertsText(alerts, channels) {
+  if (!alerts) return h("span", { className: "muted" }, "none");
+  const names = alerts.channel_ids.map((channelId) => {
+    const channel = channels.get(channelId);
+    return channel ? `${channel.name} (${channel.kind})` : `channel #${channelId}`;
+  });
+  const failures = alerts.after_consecutive_failures || 1;
+  return h(
+    "span",
+    { id: "alerts-words" },
+    `On ${alerts.on.join(", ")} → ${names.join(", ")}`,
+    alerts.on.includes("failure") && failures > 1 ? h("small", {}, ` · once ${failures} fail in a row`) : null,
+    alerts.late_after_seconds ? h("small", {}, ` · late after ${alerts.late_after_seconds} s`) : null,
+  );
+}
+
+function details(config, channels) {
   return definition([
     ["Task type", h("code", {}, config.task_type)],
     ["Schedule", h("span", { id: "schedule-words" }, config.schedule_description)],
@@ -44,6 +63,11 @@ function details(config) {
     ["Priority", h("span", { id: "priority" }, String(config.priority))],
     ["Overlap policy", config.overlap_policy === "skip" ? "skip a scheduled run while one is in flight" : "allow overlapping runs"],
     ["Description", config.description || h("span", { className: "muted" }, "—")],
+    ["Alerts", h("span", {}, alertsText(config.alerts, channels), " ",
+      h("a", { href: `#/deliveries?config_id=${config.id}`, id: "config-deliveries" }, "deliveries"))],
+    ["Pause on failure", h("span", { id: "pause-after" }, config.pause_after_failures
+      ? `after ${config.pause_after_failures} failed scheduled run${config.pause_after_failures === 1 ? "" : "s"} in a row`
+      : "never")],
     ["Created", localTime(config.created_at)],
     ["Updated", localTime(config.updated_at)],
     ["ID", config.id],
@@ -59,6 +83,12 @@ function statsBlock(stats) {
     ["95th percentile", duration(stats.p95_duration_seconds)],
     ["Last success", localTime(stats.last_success_at)],
     ["Last failure", localTime(stats.last_failure_at)],
+    ["Failures in a row", h("span", {
+      id: "consecutive-failures", className: stats.consecutive_failures ? "bad" : "",
+    }, String(stats.consecutive_failures ?? 0))],
+    ["Last error", stats.last_error
+      ? h("span", { id: "last-error", className: "clip", title: stats.last_error }, stats.last_error)
+      : h("span", { id: "last-error", className: "muted" }, "—")],
   ]);
 }
 
@@ -106,6 +136,7 @@ export function configPage(id) {
   const parts = {
     head: h("div", { className: "page-head" }),
     flash: h("div", { id: "flash", "aria-live": "polite" }),
+    note: h("div", { id: "schedule-note-box" }),
     details: h("div", {}),
     stats: h("div", {}),
     chart: h("div", {}),
@@ -128,14 +159,27 @@ export function configPage(id) {
     }
   }
 
+  // The optional note for pause, resume and stop: built once, so a refresh (every few
+  // seconds) never takes away what is being typed; shown while one of those actions fits.
+  const noteInput = h("input", {
+    id: "action-note", name: "note", maxLength: NOTE_MAX, className: "grow",
+    placeholder: "why (optional): kept as the schedule's note until the next action",
+  });
+  const noteField = h("div", { className: "note-field", id: "action-note-field", hidden: true },
+    h("label", { htmlFor: noteInput.id }, "Note for pause, resume or stop"), noteInput);
+
   function buttons(config) {
     // Only what the signed-in role may do: operators run and steer the schedule, admins edit.
-    const actions = (can(NEEDS.schedule) ? actionsFor(config) : []).map((action) =>
+    const allowed = can(NEEDS.schedule) ? actionsFor(config) : [];
+    noteField.hidden = !allowed.some((action) => NOTED_ACTIONS.includes(action));
+    const actions = allowed.map((action) =>
       h("button", {
         type: "button",
         dataset: { action },
         onclick: () => act(action, async () => {
-          await api.request("POST", `${base}/actions/${action}`);
+          const note = NOTED_ACTIONS.includes(action) ? noteInput.value.trim() : "";
+          await api.request("POST", `${base}/actions/${action}`, note ? { body: { note } } : {});
+          if (note) noteInput.value = "";
           flash(`Schedule ${action === "stop" ? "stopped" : `${action}${action.endsWith("e") ? "d" : "ed"}`}.`);
         }),
       }, action[0].toUpperCase() + action.slice(1)));
@@ -183,17 +227,22 @@ export function configPage(id) {
   }
 
   async function refresh() {
-    const [config, runs, chartRuns, history, changes] = await Promise.all([
+    const [config, runs, chartRuns, history, changes, channels] = await Promise.all([
       api.get(base, { include_stats: true }),
       api.get(`${base}/executions`, { limit: EXECUTIONS_LIMIT, offset: state.offset, is_success: state.is_success }),
       api.get(`${base}/executions`, { limit: CHART_RUNS }),
       api.get(`${base}/history`, { limit: HISTORY_LIMIT }),
       api.get(`${base}/audit`, { limit: CHANGES_LIMIT, offset: state.changesOffset }),
+      api.get("/notifications/channels"),
       livePending(),
     ]);
     document.title = `${config.name} · Taskhub`;
     replace(parts.head, h("h1", {}, config.name, " ", statusBadge(config.schedule_status)), buttons(config));
-    replace(parts.details, details(config));
+    replace(parts.note, config.schedule_note
+      ? h("p", { className: "alert alert-warn schedule-note", role: "note" },
+        h("strong", {}, "Note: "), h("span", { id: "schedule-note" }, config.schedule_note))
+      : null);
+    replace(parts.details, details(config, new Map(channels.map((c) => [c.id, c]))));
     replace(parts.stats, statsBlock(config.stats));
     replace(parts.chart, durationChart([...chartRuns.items].reverse()));
     replace(
@@ -234,6 +283,8 @@ export function configPage(id) {
       { className: "config-page", id: "config-page" },
       h("p", { className: "crumbs" }, h("a", { href: "#/configs" }, "‹ All configs")),
       parts.head,
+      noteField,
+      parts.note,
       parts.flash,
       h("div", { className: "columns" },
         h("section", { className: "card" }, h("h2", {}, "Configuration"), parts.details),
