@@ -60,7 +60,8 @@ class TaskConfigCreate(RequestBody):
 
 class TaskConfigUpdate(UpdateBody):
     """Only the fields sent change; objects (`schedule_config`, `parameters`) are replaced
-    whole, not merged key by key. Null clears `description`, nothing else."""
+    whole, not merged key by key. Null clears `description`, `alerts` and
+    `pause_after_failures`, nothing else."""
 
     NULLABLE: ClassVar[tuple[str, ...]] = ("description", "alerts", "pause_after_failures")
 

@@ -142,6 +142,10 @@ SEMANTIC_FIELDS = {
     ("body", "parameters"): "",
     ("body", "schedule_config"): "",
     ("body", "email"): "special-use or reserved name",
+    # A channel's config is checked against its kind's model, as parameters against a type's.
+    ("body", "config"): "",
+    ("body", "kind"): "SMTP_HOST is not set",
+    ("body", "alerts"): "no channel with id",
 }
 
 
