@@ -69,6 +69,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy backend
 	$(VENV)/bin/lint-imports --no-cache
 	scripts/check-compose.sh
+	# The alerting rules, where Debian's prometheus package brings promtool.
+	if command -v promtool >/dev/null; then promtool check rules docs/prometheus-alerts.yml; fi
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

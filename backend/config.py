@@ -53,8 +53,26 @@ class Settings(BaseSettings):
     first_superuser_password: SecretStr = SecretStr("changethis")
 
     misfire_grace_seconds: float = Field(default=60, ge=0)
+    # A replica's claim on a fire it is sending; past it, unsent, another replica re-sends the
+    # fire (its claimer died between claim and publish). Longer than a burst's slowest send.
+    schedule_claim_lease_seconds: float = Field(default=10, gt=0, le=3600)
     schedule_lookahead_seconds: float = Field(default=5, gt=0)
     reconcile_interval_seconds: float = Field(default=60, gt=0)
+
+    # Notifications: e-mail goes through this SMTP server (none: no e-mail channels); links in
+    # messages point at PUBLIC_URL's console. The notifier runs in every worker process.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "taskhub@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    public_url: str = "http://localhost:8000"
+    notifier_interval_seconds: float = Field(default=1.0, gt=0)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0)
+    notification_attempts: int = Field(default=3, ge=1, le=10)
+    notification_retry_seconds: float = Field(default=15.0, ge=0)
+    late_check_interval_seconds: float = Field(default=1.0, gt=0)
 
     # GET /metrics (Prometheus): served unless disabled; with a token, only to a bearer of it.
     metrics_enabled: bool = True
@@ -67,6 +85,18 @@ class Settings(BaseSettings):
     def _refuse_short_metrics_token(self) -> Self:
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
             raise ValueError("METRICS_TOKEN must be at least 16 characters (or unset)")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_a_lease_outlasting_the_grace(self) -> Self:
+        grace, lease = self.misfire_grace_seconds, self.schedule_claim_lease_seconds
+        # With no grace at all a late fire is never sent, so there is nothing to recover.
+        if grace and lease >= grace:
+            raise ValueError(
+                f"SCHEDULE_CLAIM_LEASE_SECONDS ({lease:g}) must be shorter than "
+                f"MISFIRE_GRACE_SECONDS ({grace:g}): a fire whose scheduler died after claiming "
+                "it is re-sent once the lease ends, and only within the grace"
+            )
         return self
 
     @model_validator(mode="after")

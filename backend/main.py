@@ -8,6 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
+from backend import metrics
 from backend.api import console, errors, openapi
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
@@ -18,7 +19,7 @@ from backend.config import Settings, get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
 from backend.services import users
-from backend.tasks import load_all
+from backend.tasks import load_all, registry
 
 
 def attach_resources(app: FastAPI) -> Resources:
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = 
     settings = settings or get_settings()
     configure_logging()
     load_all()
+    metrics.initialise([task_type.name for task_type in registry.all_types()])
     app = FastAPI(title="Taskhub", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.broker = broker or broker_client.broker

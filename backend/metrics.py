@@ -69,6 +69,12 @@ runs_skipped = Counter(
     "Scheduled runs not started: another run of the config was in flight",
     ["task_type"],
 )
+runs_duplicate = Counter(
+    "taskhub_runs_duplicate",
+    "Deliveries dropped unexecuted: their task id and attempt had started already "
+    "(a broker redelivery, or a fire sent again after its scheduler died)",
+    ["task_type"],
+)
 run_duration = Histogram(
     "taskhub_run_duration_seconds",
     "Run duration from the first attempt's start to the record (not for lost runs)",
@@ -81,6 +87,12 @@ fires_sent = Counter("taskhub_schedule_fires_sent", "Schedule fires sent", ["tas
 fires_claimed_elsewhere = Counter(
     "taskhub_schedule_fires_claimed_elsewhere",
     "Schedule fires not sent by this replica: another replica claimed them first",
+    ["task_type"],
+)
+fires_recovered = Counter(
+    "taskhub_schedule_fires_recovered",
+    "Schedule fires this replica sent after taking over the claim of a replica that stopped "
+    "between claiming and sending them",
     ["task_type"],
 )
 fires_missed = Counter(
@@ -96,12 +108,50 @@ schedule_lag = Histogram(
 )
 
 
+# Notifications (sent by the notifier in the worker processes)
+notifications_sent = Counter(
+    "taskhub_notifications",
+    "Notification attempts, by channel kind and outcome: delivered, retrying or failed",
+    ["kind", "outcome"],
+)
+
+RUN_OUTCOMES = ("succeeded", "failed", "timed_out", "lost")
+NOTIFICATION_OUTCOMES = ("delivered", "retrying", "failed")
+CHANNEL_KINDS = ("webhook", "slack", "email")
+
+
+def initialise(task_types: list[str]) -> None:
+    """Every labelled family at zero for the registered task types, at process start: a
+    family must not be missing from /metrics before its first sample (Prometheus practice)."""
+    for task_type in task_types:
+        runs_started.labels(task_type)
+        runs_skipped.labels(task_type)
+        run_duration.labels(task_type)
+        fires_sent.labels(task_type)
+        fires_claimed_elsewhere.labels(task_type)
+        fires_missed.labels(task_type)
+        schedule_lag.labels(task_type)
+        for outcome in RUN_OUTCOMES:
+            runs_finished.labels(task_type, outcome)
+    for kind in CHANNEL_KINDS:
+        for outcome in NOTIFICATION_OUTCOMES:
+            notifications_sent.labels(kind, outcome)
+
+
+def notification_sent(kind: str, *, outcome: str) -> None:
+    notifications_sent.labels(kind, outcome).inc()
+
+
 def run_started(task_type: str) -> None:
     runs_started.labels(task_type).inc()
 
 
 def run_skipped(task_type: str) -> None:
     runs_skipped.labels(task_type).inc()
+
+
+def run_duplicate(task_type: str) -> None:
+    runs_duplicate.labels(task_type).inc()
 
 
 def run_finished(task_type: str, *, outcome: str, duration: float | None) -> None:
@@ -117,6 +167,10 @@ def fire_sent(task_type: str, *, lag: float) -> None:
 
 def fire_claimed_elsewhere(task_type: str) -> None:
     fires_claimed_elsewhere.labels(task_type).inc()
+
+
+def fire_recovered(task_type: str) -> None:
+    fires_recovered.labels(task_type).inc()
 
 
 def fires_were_missed(task_type: str, count: int) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -23,6 +24,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.db import Base
 from backend.triggers.specs import SchedulerType
 
+ChannelKind = Literal["webhook", "slack", "email"]
+AlertEvent = Literal["failure", "recovery", "missed", "late", "paused"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
 # Ordered: each role may do what the ones before it may.
 Role = Literal["viewer", "operator", "admin"]
 OverlapPolicy = Literal["skip", "allow"]
@@ -31,6 +35,8 @@ Trigger = Literal["scheduled", "manual"]
 ScheduleStatus = Literal["inactive", "active", "paused", "completed"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
+CHANNEL_KINDS: tuple[str, ...] = get_args(ChannelKind)
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 SCHEDULER_TYPES: tuple[str, ...] = get_args(SchedulerType)
 OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
 TRIGGERS: tuple[str, ...] = get_args(Trigger)
@@ -73,6 +79,7 @@ class TaskConfig(Timestamped, Base):
         CheckConstraint("max_retries BETWEEN 0 AND 10", name="max_retries"),
         CheckConstraint("timeout_seconds BETWEEN 1 AND 86400", name="timeout_seconds"),
         CheckConstraint("priority BETWEEN 0 AND 9", name="priority"),
+        CheckConstraint("pause_after_failures BETWEEN 1 AND 100", name="pause_after_failures"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -86,6 +93,9 @@ class TaskConfig(Timestamped, Base):
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
     priority: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     overlap_policy: Mapped[str] = mapped_column(String(8), default="skip", server_default="skip")
+    # {"channel_ids", "on", "after_consecutive_failures", "late_after_seconds"} or None.
+    alerts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    pause_after_failures: Mapped[int | None] = mapped_column(Integer)
 
 
 class TaskExecution(Base):
@@ -155,3 +165,74 @@ class AuditEvent(Base):
     target_name: Mapped[str | None] = mapped_column(String(320))
     changes: Mapped[Any] = mapped_column(JSONB, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class NotificationChannel(Timestamped, Base):
+    __tablename__ = "notification_channels"
+    __table_args__ = (CheckConstraint(_in("kind", CHANNEL_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class AlertInbox(Base):
+    """Happenings that may call for a notification (a run of an alerting config ended, fires
+    were missed, a fire is late), waiting for the notifier to turn them into deliveries.
+
+    Written in the same statement or transaction as what they report, so none is lost."""
+
+    __tablename__ = "alert_inbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # run | missed | late
+    config_id: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AlertState(Base):
+    """Per config: the current failure streak and what was last notified of it."""
+
+    __tablename__ = "alert_state"
+
+    config_id: Mapped[int] = mapped_column(
+        ForeignKey("task_configs.id", ondelete="CASCADE"), primary_key=True
+    )
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    scheduled_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    notified_failure: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+
+class NotificationDelivery(Base):
+    """One event to one channel: the durable queue the notifier sends from, and its record.
+
+    Unique per (event, channel): however many processes see the event, it is sent once."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        UniqueConstraint("event_id", "channel_id", name="uq_notification_deliveries_event"),
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="SET NULL")
+    )
+    config_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -52,6 +52,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/tasks/run"): "operator",
     ("GET", f"{V1}/tasks/executions/{{task_id}}"): "viewer",
     ("GET", f"{V1}/tasks/status"): "viewer",
+    ("POST", f"{V1}/notifications/channels"): "admin",
+    ("GET", f"{V1}/notifications/channels"): "viewer",
+    ("GET", f"{V1}/notifications/channels/{{channel_id}}"): "viewer",
+    ("PATCH", f"{V1}/notifications/channels/{{channel_id}}"): "admin",
+    ("DELETE", f"{V1}/notifications/channels/{{channel_id}}"): "admin",
+    ("POST", f"{V1}/notifications/channels/{{channel_id}}/test"): "admin",
+    ("GET", f"{V1}/notifications/deliveries"): "viewer",
 }
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{V1}/auth/login", auto_error=False)

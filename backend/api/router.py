@@ -9,6 +9,7 @@ from backend.api.routes import (
     auth,
     configs,
     executions,
+    notifications,
     schedules,
     status,
     task_types,
@@ -27,3 +28,4 @@ api_router.include_router(schedules.router)
 api_router.include_router(executions.router)
 api_router.include_router(status.router)
 api_router.include_router(audit.router)
+api_router.include_router(notifications.router)

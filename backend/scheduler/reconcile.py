@@ -5,7 +5,11 @@
   newest, if younger than the grace period and not sent, is queued to be sent now (several
   missed fires are coalesced into it); every other unsent occurrence is skipped and counted
   in one `missed` history event; the schedule then continues at its next future occurrence;
-- a past entry that was claimed was sent (its sender died before queueing the next): dropped;
+- a past entry whose claim is marked sent (its sender died before queueing the next):
+  dropped, its `fired` event caught up;
+- a past entry claimed but not marked sent is left alone within the grace period (its
+  sender is still at it, or its lease will end and a replica take the fire over and send
+  it); past the grace nobody sent it in time: missed, with that reason;
 - an active config with fewer than QUEUE_DEPTH future entries is topped up;
 - entries, state and status of configs missing from the database are removed, but only when
   two passes in a row find them missing: a config being created writes its schedule to Redis
@@ -42,6 +46,8 @@ SETTLE = timedelta(seconds=2)
 PIPELINE_CHUNK = 1000
 
 ExistingIds = Callable[[set[int]], Awaitable[set[int]]]
+# Told of each config's missed fires once they are counted (the alert inbox hears of them).
+MissedReport = Callable[[int, list[datetime]], Awaitable[None]]
 
 
 async def reconcile(
@@ -52,6 +58,7 @@ async def reconcile(
     existing: ExistingIds,
     suspects: frozenset[int] = frozenset(),
     settle: timedelta = SETTLE,
+    on_missed: MissedReport | None = None,
 ) -> frozenset[int]:
     """One pass. `existing` answers which of the given config ids are in the database;
     `suspects` are the ids the previous pass found missing. Returns this pass's suspects."""
@@ -64,7 +71,7 @@ async def reconcile(
         logger.info("reconcile: removing the schedule of deleted config %s", config_id)
         await schedules.forget(redis, config_id)
     for config_id in await _needing_repair(redis, sorted(active & present), now=now - settle):
-        await _repair(redis, config_id, now=now, grace=grace, settle=settle)
+        await _repair(redis, config_id, now=now, grace=grace, settle=settle, on_missed=on_missed)
     return frozenset(missing - suspects)
 
 
@@ -86,7 +93,13 @@ async def _needing_repair(redis: Redis, config_ids: list[int], *, now: datetime)
 
 
 async def _repair(
-    redis: Redis, config_id: int, *, now: datetime, grace: timedelta, settle: timedelta
+    redis: Redis,
+    config_id: int,
+    *,
+    now: datetime,
+    grace: timedelta,
+    settle: timedelta,
+    on_missed: MissedReport | None,
 ) -> None:
     cutoff = now - settle
     missed: list[datetime] = []
@@ -153,6 +166,8 @@ async def _repair(
     )
     if missed:  # counted once the transaction went through (a WATCH conflict re-runs `write`)
         metrics.fires_were_missed(task_type, len(missed))
+        if on_missed is not None:
+            await on_missed(config_id, sorted(missed))
 
 
 Entries = list[tuple[str, datetime]]
@@ -179,8 +194,8 @@ def _queue_missed(
         history.queue_append(
             pipe, config_id, "missed", at=now, count=len(abandoned),
             first=abandoned[0][1].isoformat(), last=abandoned[-1][1].isoformat(),
-            reason="claimed by a scheduler that stopped before RabbitMQ confirmed it: "
-            "not known to be sent, and never sent again",
+            reason="claimed by a scheduler that stopped before RabbitMQ confirmed it, and "
+            "no replica sent it again within the grace: not known to be sent",
         )  # fmt: skip
     if misfire.missed:
         history.queue_append(
@@ -199,9 +214,10 @@ def _by_claim(
     past: Entries, claims: list[str | None], *, oldest: datetime
 ) -> tuple[list[datetime], Entries, Entries, set[str]]:
     """Past entries by their claim: unclaimed (their fire times); `sent` (its sender died
-    before the bookkeeping: catch up its `fired`); a replica's name past the grace (its
-    sender died before RabbitMQ confirmed: not known sent, never sent again, so missed); a
-    replica's name within the grace (still being sent, or retried: left alone)."""
+    before the bookkeeping: catch up its `fired`); a replica's claim past the grace (its
+    sender died before RabbitMQ confirmed, and no replica took the claim over in time: not
+    known sent, so missed); a replica's claim within the grace (still being sent or retried,
+    or to be taken over once its lease ends: left alone)."""
     unsent: list[datetime] = []
     confirmed: Entries = []
     abandoned: Entries = []

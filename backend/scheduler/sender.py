@@ -11,18 +11,21 @@ from taskiq import AsyncBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.kicker import AsyncKicker
 
-from backend.scheduler.source import TaskhubScheduleSource
+from backend.scheduler.source import ClaimHeld, TaskhubScheduleSource
 
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)  # then every 15 s until the grace period ends
 SHUTDOWN_WAIT = 12.0  # seconds a shutdown waits for sends in flight (bookkeeping: 10 s at most)
+LEASE_MARGIN = 0.05  # look at a held claim this long after its lease ends (Redis's clock)
 
 
 class TaskhubScheduler(TaskiqScheduler):
     """taskiq's on_ready, except that a failed send is not lost: the claim is given back, a
     `send_failed` event recorded, and the send retried (claim first, so a pause in between
-    wins) while the fire is younger than the grace period.
+    wins) while the fire is younger than the grace period. Nor is a fire whose claim another
+    replica holds: it is looked at again when that claim's lease ends, and sent from here if
+    its claimer died before sending it.
 
     On shutdown (SIGINT, or SIGTERM, which taskiq's CLI would not handle) the sends taskiq's
     loop started are waited for: from claim to bookkeeping each runs in its own asyncio task,
@@ -70,6 +73,15 @@ class TaskhubScheduler(TaskiqScheduler):
         """Claim, send and record the fire; the delay before the next try, or None if done."""
         try:
             await source.pre_send(task)
+        except ClaimHeld as held:
+            retry_in = held.retry_in + LEASE_MARGIN
+            if source.within_grace(task, after=retry_in):
+                return retry_in
+            logger.warning(
+                "fire %s: claimed elsewhere and unsent until past the grace; reconcile "
+                "settles it", task.schedule_id,
+            )  # fmt: skip
+            return None
         except ScheduledTaskCancelledError:
             logger.info("fire %s of %s cancelled", task.schedule_id, task.task_name)
             return None

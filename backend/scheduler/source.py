@@ -9,12 +9,17 @@ nothing reads. Entries are written only by the schedule rules (backend/services/
   ZRANGEBYSCORE, and one MGET for the entries not parsed already: an entry never changes
   under its id), so a fresh entry is in memory before its second comes;
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
-  still active and the entry current): a replica that loses the claim does not send;
+  still active and the entry current) for a lease (SCHEDULE_CLAIM_LEASE_SECONDS): a replica
+  that loses the claim does not send, but raises ClaimHeld, so the sender looks again when
+  the lease ends: sent by then, it is done; still unsent (its claimer died between claim and
+  publish), it takes the claim over and sends the fire itself, within the misfire grace;
 - the claims of the sends started together (a minute boundary can bring thousands) go to
   Redis in one pipeline per batch;
 - post_send marks the claim `sent` at once (reconcile tells a dead sender's sent fires from
   its unconfirmed ones by that; one pipeline per batch), then, once the burst of sends has
-  passed, drops the entry and queues the following occurrence;
+  passed, drops the entry and queues the following occurrence; a claim taken over meanwhile
+  (this replica published after its lease) is not marked: the replica that took it over
+  sends and books the fire, and the workers drop the second copy as a duplicate;
 - send_failed (called by backend/scheduler/sender.py when the publish raised) gives the
   claim back;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
@@ -39,9 +44,10 @@ from backend import metrics
 from backend.config import Settings
 from backend.models import TaskConfig
 from backend.resources import Resources
+from backend.scheduler import late
 from backend.scheduler.batching import Batcher
 from backend.scheduler.reconcile import SETTLE, reconcile
-from backend.services import schedules
+from backend.services import alerts, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
@@ -51,6 +57,14 @@ CLAIM_BATCH_SIZE = 1000  # claims (and sent marks) per Redis pipeline
 AFTER_FIRE_CONCURRENCY = 20  # after_fire transactions in flight at once, each on a connection
 
 
+class ClaimHeld(ScheduledTaskCancelledError):
+    """Another replica holds the fire's claim, unsent, for `retry_in` more seconds."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__()
+        self.retry_in = retry_in
+
+
 class TaskhubScheduleSource(ScheduleSource):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -58,6 +72,7 @@ class TaskhubScheduleSource(ScheduleSource):
         self._resources = Resources.open(settings, pool_size=2)
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._reconciler: asyncio.Task[None] | None = None
+        self._late_checks: asyncio.Task[None] | None = None
         self._suspects: frozenset[int] = frozenset()  # configs found missing by the last pass
         self._parsed: dict[str, ScheduledTask] = {}
         self._claims = Batcher(self._claim_batch, max_size=CLAIM_BATCH_SIZE)
@@ -81,15 +96,17 @@ class TaskhubScheduleSource(ScheduleSource):
         # No fire of this process is in flight yet: settle every past entry at once.
         await self.reconcile_once(settle=timedelta(0))
         self._reconciler = asyncio.create_task(self._reconcile_forever())
+        self._late_checks = asyncio.create_task(late.run_forever(self._resources, self._settings))
 
     async def shutdown(self) -> None:
         # Sends already made still get their bookkeeping (fired event, next fire queued).
         for batcher in (self._claims, self._marks, self._bookkeeping):
             await batcher.drain()
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
+        for loop in (self._reconciler, self._late_checks):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         await self._resources.close()
 
     async def get_schedules(self) -> list[ScheduledTask]:
@@ -108,27 +125,53 @@ class TaskhubScheduleSource(ScheduleSource):
         return list(self._parsed.values())
 
     async def pre_send(self, task: ScheduledTask) -> None:
-        outcome = await self._claims.submit(task.schedule_id)
+        claim = await self._claims.submit(task.schedule_id)
+        outcome = claim.outcome
+        if outcome in ("ok", "taken_over"):
+            if outcome == "taken_over":
+                metrics.fire_recovered(task.task_name)
+                logger.warning(
+                    "fire %s: its claimer stopped before sending it; sending it now",
+                    task.schedule_id,
+                )
+            return
+        if outcome == "held":
+            raise ClaimHeld(claim.lease_left)
         if outcome in ("inactive", "stale"):
             await schedules.drop_stale_entry(self._redis, task.schedule_id)
-        if outcome == "claimed":
+        if outcome == "sent":
             metrics.fire_claimed_elsewhere(task.task_name)
-        if outcome != "ok":
-            logger.info("fire %s not sent: %s", task.schedule_id, outcome)
-            raise ScheduledTaskCancelledError
+        logger.info("fire %s not sent by this replica: %s", task.schedule_id, outcome)
+        raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:
+        if not await self._marks.submit(task.schedule_id):
+            logger.warning(
+                "fire %s was taken over by another replica while this one published it (after "
+                "its %g s lease): that replica books it; workers drop the second copy",
+                task.schedule_id, self._settings.schedule_claim_lease_seconds,
+            )  # fmt: skip
+            return
         _, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
         metrics.fire_sent(task.task_name, lag=time.time() - fire_ms / 1000)
-        await self._marks.submit(task.schedule_id)
         await self._bookkeeping.submit((task.schedule_id, task.task_id))
 
-    async def _claim_batch(self, entry_ids: list[str]) -> list[str]:
-        return await schedule_state.claim_fires(self._redis, entry_ids, owner=self._owner)
+    def within_grace(self, task: ScheduledTask, *, after: float) -> bool:
+        """Whether the fire will still be younger than the grace period in `after` seconds."""
+        _, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
+        fire_at = schedule_state.from_ms(fire_ms)
+        return datetime.now(UTC) + timedelta(seconds=after) < fire_at + self._grace
 
-    async def _mark_batch(self, entry_ids: list[str]) -> list[None]:
-        await schedule_state.mark_sent(self._redis, entry_ids, owner=self._owner)
-        return [None] * len(entry_ids)
+    async def _claim_batch(self, entry_ids: list[str]) -> list[schedule_state.Claim]:
+        return await schedule_state.claim_fires(
+            self._redis,
+            entry_ids,
+            owner=self._owner,
+            lease_seconds=self._settings.schedule_claim_lease_seconds,
+        )
+
+    async def _mark_batch(self, entry_ids: list[str]) -> list[bool]:
+        return await schedule_state.mark_sent(self._redis, entry_ids, owner=self._owner)
 
     async def _after_fire_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
         for start in range(0, len(sent), AFTER_FIRE_CONCURRENCY):
@@ -144,7 +187,7 @@ class TaskhubScheduleSource(ScheduleSource):
         `retry_in` seconds (the fire will still be younger than the grace period then)."""
         config_id, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
         fire_at = schedule_state.from_ms(fire_ms)
-        retry = datetime.now(UTC) + timedelta(seconds=retry_in) < fire_at + self._grace
+        retry = self.within_grace(task, after=retry_in)
         await schedule_state.release_claim(self._redis, task.schedule_id, owner=self._owner)
         await history.append(
             self._redis, config_id, "send_failed", fire_at=fire_at.isoformat(),
@@ -169,9 +212,13 @@ class TaskhubScheduleSource(ScheduleSource):
                     existing=self._existing,
                     suspects=self._suspects,
                     settle=settle,
+                    on_missed=self._missed,
                 )
         except LockError:
             logger.debug("reconcile skipped: another scheduler is reconciling")
+
+    async def _missed(self, config_id: int, fires: list[datetime]) -> None:
+        await alerts.note_missed(self._resources.sessionmaker, config_id, fires)
 
     async def _existing(self, config_ids: set[int]) -> set[int]:
         if not config_ids:

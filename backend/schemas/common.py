@@ -89,8 +89,15 @@ Name = Annotated[
     Field(min_length=1, max_length=200, json_schema_extra={"pattern": TRIMMED_NO_NUL}),
 ]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
-# A time without an offset is taken as UTC.
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def iso_datetime(value: Any) -> Any:
+    # ISO 8601 text only: pydantic would also take "0.5" as seconds since 1970.
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# A time in ISO 8601; without an offset it is taken as UTC.
+UtcDatetime = Annotated[datetime, BeforeValidator(iso_datetime), AfterValidator(as_utc)]
 
 
 class RequestBody(BaseModel):

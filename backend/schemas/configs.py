@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from backend.models import OverlapPolicy, ScheduleStatus
 from backend.schemas.common import WHOLE, JsonObject, Name, RequestBody, Text, UpdateBody
 from backend.schemas.executions import ExecutionStats
+from backend.schemas.notifications import AlertRules
 from backend.triggers import words
 from backend.triggers.specs import SchedulerType
 
@@ -16,6 +17,7 @@ TaskTypeName = Annotated[Text, Field(min_length=1, max_length=200)]
 MaxRetries = Annotated[int, Field(ge=0, le=10), WHOLE]
 TimeoutSeconds = Annotated[int, Field(ge=1, le=86400), WHOLE]
 Priority = Annotated[int, Field(ge=0, le=9), WHOLE]
+PauseAfterFailures = Annotated[int, Field(ge=1, le=100), WHOLE]
 
 
 class TaskConfigCreate(RequestBody):
@@ -50,13 +52,18 @@ class TaskConfigCreate(RequestBody):
     timeout_seconds: TimeoutSeconds = 300
     priority: Priority = 5
     overlap_policy: OverlapPolicy = "skip"
+    alerts: AlertRules | None = None
+    pause_after_failures: PauseAfterFailures | None = Field(
+        default=None, description="Pause the schedule after this many failed scheduled runs"
+    )
 
 
 class TaskConfigUpdate(UpdateBody):
     """Only the fields sent change; objects (`schedule_config`, `parameters`) are replaced
-    whole, not merged key by key. Null clears `description`, nothing else."""
+    whole, not merged key by key. Null clears `description`, `alerts` and
+    `pause_after_failures`, nothing else."""
 
-    NULLABLE: ClassVar[tuple[str, ...]] = ("description",)
+    NULLABLE: ClassVar[tuple[str, ...]] = ("description", "alerts", "pause_after_failures")
 
     name: Name | None = None
     description: Description | None = None
@@ -68,6 +75,8 @@ class TaskConfigUpdate(UpdateBody):
     timeout_seconds: TimeoutSeconds | None = None
     priority: Priority | None = None
     overlap_policy: OverlapPolicy | None = None
+    alerts: AlertRules | None = None
+    pause_after_failures: PauseAfterFailures | None = None
 
 
 class TaskConfigRead(BaseModel):
@@ -86,10 +95,13 @@ class TaskConfigRead(BaseModel):
     timeout_seconds: int
     priority: int
     overlap_policy: OverlapPolicy
+    alerts: dict[str, Any] | None
+    pause_after_failures: int | None
     created_at: datetime
     updated_at: datetime
     schedule_status: ScheduleStatus = "inactive"
     next_run_at: datetime | None = None
+    schedule_note: str | None = None
     stats: ExecutionStats | None = None
     recent_history: list[dict[str, Any]] | None = None
 

@@ -84,6 +84,8 @@ class ExecutionStats(BaseModel):
     last_run_success: bool | None = None  # the outcome of the run started last
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
+    consecutive_failures: int = 0  # failed runs since the last success
+    last_error: str | None = None  # of the run that failed last
 
 
 class SystemStatus(BaseModel):

@@ -45,27 +45,24 @@ class UserRead(BaseModel):
         return self.role == "admin"
 
 
+# Marked deprecated in the schema only: pydantic's own `deprecated=` warns on every read.
 IS_SUPERUSER = Field(
     default=None,
-    deprecated=True,
-    description='Deprecated synonym: true means `role: "admin"`, false `"viewer"` (or keeps a '
-    "non-admin role given beside it). Accepted for one release.",
+    json_schema_extra={"deprecated": True},
+    description='Deprecated synonym, for one release: true means `role: "admin"`, false '
+    '`"viewer"`; ignored when `role` is sent too.',
 )
 
 
 class RoleInput(BaseModel):
-    """`role`, or the deprecated `is_superuser` standing for it."""
+    """`role`, or the deprecated `is_superuser` standing for it (`role` wins)."""
 
     role: Role | None = None
     is_superuser: bool | None = IS_SUPERUSER
 
     @model_validator(mode="after")
     def _superuser_means_admin(self) -> Self:
-        if self.is_superuser is None:
-            return self
-        if self.role is not None and (self.role == "admin") != self.is_superuser:
-            raise ValueError(f"role {self.role!r} contradicts is_superuser={self.is_superuser}")
-        if self.role is None:
+        if self.is_superuser is not None and self.role is None:
             self.role = "admin" if self.is_superuser else "viewer"
         return self
 

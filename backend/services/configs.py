@@ -13,19 +13,22 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.errors import Conflict
+from backend.errors import Conflict, InvalidInput
 from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
-from backend.services import audit, config_validation, executions, schedules
+from backend.schemas.notifications import AlertRules
+from backend.services import alerts, audit, config_validation, executions, notifications, schedules
 from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
 NAME_CONSTRAINT = "uq_task_configs_name"
 RECENT_HISTORY = 10
+NOTED_ACTIONS = ("pause", "resume", "stop")
 STORED_FIELDS = (
     "name", "description", "task_type", "scheduler_type", "schedule_config", "parameters",
-    "max_retries", "timeout_seconds", "priority", "overlap_policy",
+    "max_retries", "timeout_seconds", "priority", "overlap_policy", "alerts",
+    "pause_after_failures",
 )  # fmt: skip
 
 
@@ -76,6 +79,7 @@ async def create(
     )
     if auto_start and data.scheduler_type == "manual":
         raise Conflict("A manual config is never scheduled: run it with POST .../run")
+    await _refuse_unknown_channels(session, data.alerts)
     values = data.model_dump() | {
         "parameters": checked.parameters,
         "schedule_config": checked.schedule_config,
@@ -92,6 +96,18 @@ async def create(
         _audit(session, config, actor=actor, action="schedule.start", changes=_status(state))
     await session.commit()
     return config
+
+
+async def _refuse_unknown_channels(session: AsyncSession, alerts: AlertRules | None) -> None:
+    if alerts is None:
+        return
+    missing = await notifications.missing_channels(session, alerts.channel_ids)
+    if missing:
+        raise InvalidInput(
+            "Unknown notification channels",
+            fields=[{"loc": ["alerts", "channel_ids"], "type": "value_error",
+                     "msg": f"no channel with id {', '.join(map(str, missing))}"}],
+        )  # fmt: skip
 
 
 def _status(state: schedule_state.ScheduleState) -> dict[str, Any]:
@@ -162,6 +178,8 @@ async def update(
 ) -> TaskConfig:
     """Apply the fields sent, validate the merged config as a whole, then store it."""
     before = snapshot(config)
+    if "alerts" in changes.model_fields_set:
+        await _refuse_unknown_channels(session, changes.alerts)
     sent = changes.model_dump(exclude_unset=True)
     merged = {
         field: sent.get(field, getattr(config, field))
@@ -206,6 +224,7 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     read.schedule_status = state.status
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     read.next_run_at = state.next_run_at if state.status == "active" else None
+    read.schedule_note = state.note
     return read
 
 
@@ -235,11 +254,21 @@ async def apply_action(
     config: TaskConfig,
     action: schedules.Action,
     actor: Actor,
+    note: str | None = None,
 ) -> TaskConfigRead:
     """Run a schedule action and return the config with the state the action wrote. The
-    change lives in Redis: its audit row commits right after it succeeded."""
-    state = await schedules.apply_action(redis, config, action)
-    _audit(session, config, actor=actor, action=f"schedule.{action}", changes=_status(state))
+    change lives in Redis: its audit row commits right after it succeeded (with a resume's
+    reset of the failure streak)."""
+    if note is not None and action not in NOTED_ACTIONS:
+        raise InvalidInput(
+            f"A note goes with {', '.join(NOTED_ACTIONS)}, not {action}",
+            fields=[{"loc": ["note"], "msg": "not taken by this action", "type": "value_error"}],
+        )
+    state = await schedules.apply_action(redis, config, action, note=note)
+    changes = _status(state) | ({"note": note} if note else {})
+    _audit(session, config, actor=actor, action=f"schedule.{action}", changes=changes)
+    if action == "resume":
+        await alerts.clear_streak(session, config.id)
     await session.commit()
     return _merge(config, state)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import Integer, cast, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +102,12 @@ async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int
     run = TaskExecution
     succeeded = run.is_success.is_(True)
     failed = run.is_success.is_(False)
+    last_ok = (
+        select(run.config_id, func.max(run.started_at).label("at"))
+        .where(succeeded, run.config_id.in_(config_ids))
+        .group_by(run.config_id)
+        .subquery()
+    )
     statement = (
         select(
             run.config_id,
@@ -118,7 +124,16 @@ async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int
             )[1].label("last_run_success"),
             func.max(run.started_at).filter(succeeded).label("last_success_at"),
             func.max(run.started_at).filter(failed).label("last_failure_at"),
+            func.count()
+            .filter(failed, or_(last_ok.c.at.is_(None), run.started_at > last_ok.c.at))
+            .label("consecutive_failures"),
+            # The error of the failed run started last: the first of them, newest first.
+            literal_column(
+                "(array_agg(task_executions.error_message ORDER BY task_executions.started_at"
+                " DESC, task_executions.id DESC) FILTER (WHERE NOT task_executions.is_success))[1]"
+            ).label("last_error"),
         )
+        .outerjoin(last_ok, last_ok.c.config_id == run.config_id)
         .where(run.config_id.in_(config_ids))
         .group_by(run.config_id)
     )

@@ -9,7 +9,7 @@ the config's state and entries, so actions, fires and reconcile never interleave
 import logging
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -60,6 +60,7 @@ class Plan(BaseModel):  # type: ignore[no-redef]
     task_name: str
     kwargs: dict[str, Any]
     labels: dict[str, Any]
+    late_after_seconds: int | None = None  # the dead-man's switch of the config's alerts
 
     @classmethod
     def of(cls, config: TaskConfig) -> "Plan":
@@ -69,6 +70,7 @@ class Plan(BaseModel):  # type: ignore[no-redef]
             task_name=config.task_type,
             kwargs=config_validation.stored_parameters(config),
             labels=runs.labels_for(config, trigger="scheduled"),
+            late_after_seconds=_late_after(config),
         )
 
     def spec(self) -> ScheduleSpec:
@@ -107,11 +109,17 @@ async def sent_fire(redis: Redis, task_id: str) -> live_runs.LiveRun | None:
     )
 
 
+def _late_after(config: TaskConfig) -> int | None:
+    alerts = config.alerts or {}
+    return alerts.get("late_after_seconds") if "late" in alerts.get("on", []) else None
+
+
 def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
     entry_id = schedule_state.schedule_id(config_id, generation, fire_at)
+    late = {"late_after": plan.late_after_seconds} if plan.late_after_seconds else {}
     task = ScheduledTask(
         task_name=plan.task_name,
-        labels={**plan.labels, "fire_at": fire_at.isoformat()},
+        labels={**plan.labels, "fire_at": fire_at.isoformat(), **late},
         args=[],
         kwargs=plan.kwargs,
         # One task id per fire: even a duplicate send could only ever make one record.
@@ -132,7 +140,13 @@ def queue_fires(
 
 
 async def _rebuild(
-    redis: Redis, config_id: int, target: ScheduleState, *, now: datetime, event: str
+    redis: Redis,
+    config_id: int,
+    target: ScheduleState,
+    *,
+    now: datetime,
+    event: str,
+    details: dict[str, Any] | None = None,
 ) -> ScheduleState:
     """Replace every queued entry of the config with `target`'s next fires, atomically."""
     written = target
@@ -150,7 +164,10 @@ async def _rebuild(
             schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         queue_fires(pipe, config_id, written, fires)
         schedule_state.queue_state(pipe, config_id, written)
-        history.queue_append(pipe, config_id, event, at=now, status=written.status)
+        extra: dict[str, Any] = {"note": written.note} if written.note else {}
+        history.queue_append(
+            pipe, config_id, event, at=now, status=written.status, **extra, **(details or {})
+        )
 
     await redis.transaction(
         write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
@@ -159,9 +176,19 @@ async def _rebuild(
 
 
 async def apply_action(
-    redis: Redis, config: TaskConfig, action: Action, *, now: datetime | None = None
+    redis: Redis,
+    config: TaskConfig,
+    action: Action,
+    *,
+    now: datetime | None = None,
+    note: str | None = None,
+    event: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ScheduleState:
-    """Run one action of the state machine; 409 when it does not fit the current status."""
+    """Run one action of the state machine; 409 when it does not fit the current status.
+
+    `note` is kept as the schedule's note until the next action; `event` names the history
+    event when it is not the action's own (a pause on failure is `auto_paused`)."""
     # Whole seconds: the scheduler loop ticks on whole seconds, so an interval grid anchored
     # there fires exactly on time instead of up to a second late.
     now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -169,13 +196,22 @@ async def apply_action(
         async with redis.lock(
             schedule_state.action_lock_key(config.id), timeout=30, blocking_timeout=10
         ):
-            return await _apply_locked(redis, config, action, now=now)
+            return await _apply_locked(
+                redis, config, action, now=now, note=note, event=event, details=details
+            )
     except LockError as exc:
         raise Conflict(f"Another action on config {config.id} is still running") from exc
 
 
 async def _apply_locked(
-    redis: Redis, config: TaskConfig, action: Action, *, now: datetime
+    redis: Redis,
+    config: TaskConfig,
+    action: Action,
+    *,
+    now: datetime,
+    note: str | None,
+    event: str | None,
+    details: dict[str, Any] | None,
 ) -> ScheduleState:
     state = await schedule_state.read_state(redis, config.id)
     allowed, result = TRANSITIONS[action]
@@ -189,9 +225,15 @@ async def _apply_locked(
     if status == "active":
         _require_a_future_fire(plan, now=now, anchor=anchor)
     target = ScheduleState(
-        status=status, generation=state.generation + 1, anchor=anchor, plan=plan.model_dump()
+        status=status,
+        generation=state.generation + 1,
+        anchor=anchor,
+        plan=plan.model_dump(),
+        note=note,
     )
-    return await _rebuild(redis, config.id, target, now=now, event=ACTION_EVENTS[action])
+    return await _rebuild(
+        redis, config.id, target, now=now, event=event or ACTION_EVENTS[action], details=details
+    )
 
 
 def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None) -> None:
@@ -281,6 +323,12 @@ async def after_fire(
             history.queue_append(
                 pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id
             )
+            late_after = (state.plan or {}).get("late_after_seconds")
+            if late_after:
+                schedule_state.queue_late_check(
+                    pipe, task_id=task_id or fire_task_id(config_id, fire_at), config_id=config_id,
+                    due=fire_at + timedelta(seconds=late_after),
+                )  # fmt: skip
         for (other, other_fire), claim in zip(past, claims, strict=True):
             if schedule_state.is_sent(claim):
                 queue_catch_up_fired(pipe, config_id, other, other_fire, claim)

@@ -5,7 +5,8 @@ registers it with the taskiq broker under the same name, so the worker runs it b
 A task function takes its validated parameters model, and optionally `resources` (the
 worker's database and Redis handles) as a keyword argument. It knows nothing about recording:
 the recording middleware (backend/worker/recording.py) does that around it, and may refuse a
-run before it starts by setting the SKIPPED label, which the task wrapper here honours.
+run before it starts by setting the SKIPPED label (to why: `overlap` or `duplicate`), which
+the task wrapper here honours.
 """
 
 import inspect
@@ -19,7 +20,9 @@ from taskiq.exceptions import NoResultError
 
 from backend.broker import broker
 
-SKIPPED = "taskhub_skipped"  # the label of a run refused before it started (overlap)
+# The label of a delivery refused before it started; its value says why: `overlap` (another
+# run of the config is in flight) or `duplicate` (this attempt was delivered before).
+SKIPPED = "taskhub_skipped"
 
 
 def is_skipped(message: TaskiqMessage) -> bool:
@@ -51,8 +54,8 @@ def task_type(
 
         async def run(context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
             if is_skipped(context.message):
-                # Refused by the recording middleware (overlap): taskiq's way to end a run
-                # with no result; nothing is recorded or retried for it.
+                # Refused by the recording middleware (overlap, duplicate): taskiq's way to
+                # end a run with no result; nothing is recorded or retried for it.
                 raise NoResultError
             params = parameters.model_validate(kwargs)
             if wants_resources:

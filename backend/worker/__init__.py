@@ -11,12 +11,13 @@ import contextlib
 
 from taskiq import TaskiqEvents, TaskiqState
 
+from backend import metrics
 from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
-from backend.tasks import load_all
-from backend.worker import reaper
+from backend.tasks import load_all, registry
+from backend.worker import notifier, reaper
 from backend.worker.buffer import RecordBuffer
 from backend.worker.recording import RecordingMiddleware
 from backend.worker.retries import retry_middleware
@@ -24,6 +25,7 @@ from backend.worker.retries import retry_middleware
 __all__ = ["broker"]
 
 load_all()
+metrics.initialise([task_type.name for task_type in registry.all_types()])
 broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))
 
 
@@ -41,13 +43,15 @@ async def open_resources(state: TaskiqState) -> None:
     )
     state.records.start()
     state.reaper = asyncio.create_task(reaper.run_forever(state.resources, settings))
+    state.notifier = asyncio.create_task(notifier.run_forever(state.resources, settings))
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def close_resources(state: TaskiqState) -> None:
-    state.reaper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await state.reaper
+    for loop in (state.reaper, state.notifier):
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     # Within taskiq's --shutdown-timeout (5 s by default), which cancels this handler.
     await state.records.close(timeout=get_settings().record_shutdown_seconds)
     await state.resources.close()

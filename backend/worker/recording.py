@@ -1,6 +1,8 @@
 """The one recording path: a taskiq middleware that turns every run into exactly one record.
 
-pre_execute   marks the run in flight (or refuses an overlapping scheduled run: `skipped`)
+pre_execute   marks the run in flight and claims its attempt for execution, in one script: a
+              second delivery of an attempt that started already is dropped (`duplicate`),
+              an overlapping scheduled run refused (`skipped`)
 on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
 post_execute  hands the run's ending to the worker's RecordBuffer (backend/worker/buffer.py), which
               writes its one `task_executions` row within milliseconds, batched with other
@@ -90,7 +92,7 @@ class RecordingMiddleware(TaskiqMiddleware):
         )
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds
-        admitted = await live_runs.start(
+        admission = await live_runs.start(
             self.resources.redis,
             task_id=message.task_id,
             config_id=config_id,
@@ -102,24 +104,48 @@ class RecordingMiddleware(TaskiqMiddleware):
             exclusive=exclusive,
             ttl=int(deadline - now) + settings.queued_run_ttl_seconds,
         )
-        if not admitted:
-            labels[SKIPPED] = True
-            metrics.run_skipped(message.task_name)
-            if config_id is not None:
-                await history.append(
-                    self.resources.redis,
-                    config_id,
-                    "skipped",
-                    task_id=message.task_id,
-                    reason="another run of this config is in flight",
-                )
-            logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
+        if admission != "started":
+            await self._refuse(message, admission, config_id=config_id, attempt=attempt)
             return message
         if attempt == 1:
             metrics.run_started(message.task_name)
         labels.setdefault(STARTED_AT, now)
         labels[ATTEMPT] = attempt
         return message
+
+    async def _refuse(
+        self,
+        message: TaskiqMessage,
+        admission: live_runs.Admission,
+        *,
+        config_id: int | None,
+        attempt: int,
+    ) -> None:
+        """The task wrapper will not run it (SKIPPED), and nothing records it: a duplicate's
+        first delivery owns the run's one record, a skipped run has none."""
+        message.labels[SKIPPED] = admission
+        redis = self.resources.redis
+        if admission == "duplicate":
+            metrics.run_duplicate(message.task_name)
+            if config_id is not None:
+                await history.append(
+                    redis, config_id, "duplicate", task_id=message.task_id, attempt=attempt
+                )
+            logger.warning(
+                "run %s (attempt %d) of config %s delivered again: dropped, not executed",
+                message.task_id, attempt, config_id,
+            )  # fmt: skip
+            return
+        metrics.run_skipped(message.task_name)
+        if config_id is not None:
+            await history.append(
+                redis,
+                config_id,
+                "skipped",
+                task_id=message.task_id,
+                reason="another run of this config is in flight",
+            )
+        logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
 
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException

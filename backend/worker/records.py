@@ -56,19 +56,31 @@ class Ending:
 
 # One statement for any number of records: the rows arrive as parallel arrays, so asyncpg
 # prepares it once whatever the batch size, and one statement needs no BEGIN/COMMIT round
-# trips. A run of a config deleted meanwhile keeps its record, with config_id NULL.
+# trips. A run of a config deleted meanwhile keeps its record, with config_id NULL. The
+# runs of configs with alert rules also go to the alert inbox, in the same statement: the
+# notifier reads them later, so a record never waits for a notification, and none is lost.
 _INSERT_MANY = """
-INSERT INTO task_executions (task_id, config_id, is_success, started_at, completed_at,
-    duration_seconds, result, error_message, trigger, attempts)
-SELECT r.task_id, c.id, r.is_success, r.started_at, r.completed_at,
-    r.duration_seconds, r.result::jsonb, r.error_message, r.trigger, r.attempts
-FROM unnest($1::varchar[], $2::integer[], $3::boolean[], $4::timestamptz[],
-    $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::varchar[], $10::integer[])
-    AS r(task_id, config_id, is_success, started_at, completed_at, duration_seconds,
-        result, error_message, trigger, attempts)
-LEFT JOIN task_configs AS c ON c.id = r.config_id
-ON CONFLICT (task_id) DO NOTHING
-RETURNING task_id
+WITH inserted AS (
+    INSERT INTO task_executions (task_id, config_id, is_success, started_at, completed_at,
+        duration_seconds, result, error_message, trigger, attempts)
+    SELECT r.task_id, c.id, r.is_success, r.started_at, r.completed_at,
+        r.duration_seconds, r.result::jsonb, r.error_message, r.trigger, r.attempts
+    FROM unnest($1::varchar[], $2::integer[], $3::boolean[], $4::timestamptz[],
+        $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::varchar[], $10::integer[])
+        AS r(task_id, config_id, is_success, started_at, completed_at, duration_seconds,
+            result, error_message, trigger, attempts)
+    LEFT JOIN task_configs AS c ON c.id = r.config_id
+    ON CONFLICT (task_id) DO NOTHING
+    RETURNING task_id, config_id, is_success, started_at, completed_at, error_message, trigger
+), inbox AS (
+    INSERT INTO alert_inbox (kind, config_id, task_id, data)
+    SELECT 'run', i.config_id, i.task_id, jsonb_build_object(
+        'task_id', i.task_id, 'is_success', i.is_success, 'error_message', i.error_message,
+        'started_at', i.started_at, 'completed_at', i.completed_at, 'trigger', i.trigger)
+    FROM inserted AS i JOIN task_configs AS c ON c.id = i.config_id
+    WHERE c.alerts IS NOT NULL OR c.pause_after_failures IS NOT NULL
+)
+SELECT task_id FROM inserted
 """
 
 

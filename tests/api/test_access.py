@@ -13,7 +13,8 @@ from backend.models import ROLES, Role, role_rank
 from tests.support.auth import bearer_for, create_user, unique_username
 
 # Path parameters that name nothing: an allowed call answers 404 or 422, never a change.
-PLACEHOLDERS = {"config_id": "2147483647", "user_id": "2147483647", "token_id": "2147483647",
+NO_ID = "2147483647"
+PLACEHOLDERS = {"config_id": NO_ID, "user_id": NO_ID, "token_id": NO_ID, "channel_id": NO_ID,
                 "task_id": "no-such-run", "action": "start"}  # fmt: skip
 
 

@@ -76,3 +76,15 @@ def test_no_inline_code_and_nothing_from_other_origins() -> None:
             text = path.read_text()
             assert not REMOTE.search(text), path
             assert ".innerHTML" not in text, path  # text goes in as text (dom.js)
+
+
+def test_every_module_a_module_imports_is_there() -> None:
+    # A page only a role reaches (Tokens, Audit, Channels) must not break on a typo.
+    imports = re.compile(r"""^import\s[^;]*?from\s+["'](\.{1,2}/[^"']+)["']""", re.MULTILINE)
+    modules = sorted((STATIC_DIR / "js").rglob("*.js"))
+    assert {"roles.js", "tokens.js", "audit.js", "channels.js", "deliveries.js"} <= {
+        path.name for path in modules
+    }
+    for path in modules:
+        for target in imports.findall(path.read_text()):
+            assert (path.parent / target).resolve().is_file(), f"{path.name} imports {target}"

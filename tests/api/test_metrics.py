@@ -18,7 +18,7 @@ from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.config import Settings, get_settings
 from backend.main import attach_resources, create_app
 from backend.scheduler.reconcile import reconcile
-from backend.scheduler.source import TaskhubScheduleSource
+from backend.scheduler.source import ClaimHeld, TaskhubScheduleSource
 from backend.services import schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
@@ -208,10 +208,29 @@ async def test_a_fire_claimed_by_another_replica_is_counted(
     try:
         entry_id, _ = (await schedule_state.queued_entries(redis, config.id))[0]
         task = ScheduledTask.model_validate_json(await redis.get(schedule_state.data_key(entry_id)))
-        assert await schedule_state.claim_fires(redis, [entry_id], owner="replica-b") == ["ok"]
-        with pytest.raises(ScheduledTaskCancelledError):
+        claims = await schedule_state.claim_fires(
+            redis, [entry_id], owner="replica-b", lease_seconds=30
+        )
+        assert [claim.outcome for claim in claims] == ["ok"]
+        with pytest.raises(ClaimHeld):  # replica-b is sending it: looked at again later
+            await source.pre_send(task)
+        assert await lost() == before
+        await schedule_state.mark_sent(redis, [entry_id], owner="replica-b")
+        with pytest.raises(ScheduledTaskCancelledError):  # replica-b sent it
             await source.pre_send(task)
     finally:
         await source.shutdown()
         await schedules.apply_action(redis, config, "stop")
     assert await lost() == before + 1
+
+
+async def test_every_family_is_served_from_the_start(client: httpx.AsyncClient) -> None:
+    """Initialised at zero for the registered task types when the process starts."""
+    names = {sample.name for sample in await scrape(client)}
+    for family in (
+        "taskhub_runs_started_total", "taskhub_runs_finished_total", "taskhub_runs_skipped_total",
+        "taskhub_run_duration_seconds_count", "taskhub_schedule_fires_sent_total",
+        "taskhub_schedule_fires_missed_total", "taskhub_schedule_lag_seconds_count",
+        "taskhub_notifications_total",
+    ):  # fmt: skip
+        assert family in names, family

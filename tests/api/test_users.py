@@ -1,14 +1,11 @@
 """The current user, user management, and the user cache behind authenticated requests."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
 import pytest
 import redis.exceptions
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import User
@@ -17,6 +14,7 @@ from backend.services import users
 from backend.services.audit import Actor
 from backend.services.redis import cache
 from tests.support.auth import bearer, bearer_for, create_user, login, login_pair, unique_username
+from tests.support.sql import count_statements
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
@@ -24,21 +22,6 @@ READ_FIELDS = {
     "id", "email", "username", "full_name", "is_active", "role", "is_superuser", "created_at",
     "updated_at",
 }  # fmt: skip
-
-
-@contextmanager
-def count_statements(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    engine = app.state.resources.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_me_returns_the_user_without_the_hash(
@@ -251,3 +234,56 @@ async def test_a_change_with_redis_down_is_not_committed(session: AsyncSession) 
         await down.aclose()
     await session.rollback()
     assert await session.scalar(select(User.is_active).where(User.id == user_id)) is True
+
+
+async def create_with(client: httpx.AsyncClient, headers: dict[str, str], **fields: object):
+    name = unique_username()
+    body = {"email": f"{name}@example.com", "username": name, "password": "long-enough"}
+    return await client.post(USERS, json=body | fields, headers=headers)
+
+
+async def test_a_user_has_a_role_viewer_by_default(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str]
+) -> None:
+    plain = (await create_with(client, superuser_headers)).json()
+    assert (plain["role"], plain["is_superuser"]) == ("viewer", False)
+    operator = (await create_with(client, superuser_headers, role="operator")).json()
+    assert operator["role"] == "operator"
+    changed = await client.patch(
+        f"{USERS}/{operator['id']}", json={"role": "admin"}, headers=superuser_headers
+    )
+    assert (changed.json()["role"], changed.json()["is_superuser"]) == ("admin", True)
+
+
+async def test_is_superuser_is_still_accepted_as_a_synonym(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str]
+) -> None:
+    admin = (await create_with(client, superuser_headers, is_superuser=True)).json()
+    assert admin["role"] == "admin"
+    demoted = await client.patch(
+        f"{USERS}/{admin['id']}", json={"is_superuser": False}, headers=superuser_headers
+    )
+    assert demoted.json()["role"] == "viewer"
+    both = await create_with(client, superuser_headers, is_superuser=False, role="admin")
+    assert both.json()["role"] == "admin"  # `role` wins
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"role": "root"}, ["body", "role"]),
+        ({"role": None}, ["body", "role"]),
+        ({"role": 1}, ["body", "role"]),
+    ],
+)
+async def test_a_bad_role_is_422(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], fields: dict, loc: list
+) -> None:
+    created = await create_with(client, superuser_headers, **fields)
+    if fields.get("role", "x") is None:  # null is a valid "not given" on create: PATCH refuses
+        assert created.status_code == 201
+        created = await client.patch(
+            f"{USERS}/{created.json()['id']}", json=fields, headers=superuser_headers
+        )
+    assert created.status_code == 422, created.text
+    assert [f["loc"][: len(loc)] for f in created.json()["error"]["fields"]] == [loc]

@@ -137,7 +137,8 @@ async def test_a_fire_claimed_but_unconfirmed_waits_out_the_grace_then_is_missed
     session: AsyncSession, redis: Redis
 ) -> None:
     """The winner of 12:01 died before RabbitMQ confirmed: within the grace it may still be
-    sending (or retrying), so the entry stays; past it, the fire is missed (never resent)."""
+    sending (or retrying), or a replica take its claim over once the lease ends, so the entry
+    stays; past it, with nobody having sent it, the fire is missed, and says why."""
     config = await every_minute(session, redis)
     await redis.set(
         schedule_state.claim_key(config.id, schedule_state.to_ms(T0 + MINUTE)), "killed-replica"
@@ -157,7 +158,7 @@ async def test_a_fire_claimed_but_unconfirmed_waits_out_the_grace_then_is_missed
     [missed] = await events(redis, config.id, "missed")
     assert missed["count"] == 1
     assert missed["first"] == missed["last"] == (T0 + MINUTE).isoformat()
-    assert "not known to be sent" in missed["reason"]
+    assert "no replica sent it again within the grace" in missed["reason"]
 
 
 async def test_the_newest_fire_already_sent_is_not_resent(

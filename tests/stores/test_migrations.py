@@ -65,3 +65,22 @@ async def _to_thread(function, *args):
     import asyncio
 
     return await asyncio.to_thread(function, *args)
+
+
+async def test_superusers_become_admins_and_the_others_viewers(empty_database: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url as parse
+
+    await _to_thread(infra.migrate, empty_database, "0001")
+    dsn = parse(empty_database).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "INSERT INTO users (email, username, hashed_password, is_superuser) VALUES"
+            " ('root@example.com', 'root', 'x', true), ('pat@example.com', 'pat', 'x', false)"
+        )
+        await _to_thread(infra.migrate, empty_database, "head")
+        rows = await connection.fetch("SELECT username, role FROM users ORDER BY username")
+    finally:
+        await connection.close()
+    assert [(r["username"], r["role"]) for r in rows] == [("pat", "viewer"), ("root", "admin")]

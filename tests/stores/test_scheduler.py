@@ -1,4 +1,5 @@
-"""The scheduler store's live state: a hash per config plus a set per status, kept together."""
+"""The scheduler store: the live state (a hash per config plus a set per status, kept
+together) and the fire claims."""
 
 from datetime import UTC, datetime
 
@@ -7,6 +8,7 @@ from redis.asyncio import Redis
 from backend.services import schedules
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import key
+from tests.support.processes import eventually
 from tests.support.schedule_state import set_schedule_state
 
 ScheduleState = schedule_state.ScheduleState
@@ -39,3 +41,81 @@ async def test_forget_clears_the_hash_and_every_set(redis: Redis) -> None:
     assert not await redis.exists(key("schedule_state", 910004))
     for status in schedule_state.INDEXED_STATUSES:
         assert not await redis.sismember(key("schedule_status", status), 910004)
+
+
+# Claims: one replica sends each fire; a claim left unsent past its lease is taken over.
+
+FIRE = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
+
+
+async def active_entry(redis: Redis, config_id: int) -> str:
+    await set_schedule_state(redis, config_id, ScheduleState("active", FIRE, generation=3))
+    return schedule_state.schedule_id(config_id, 3, FIRE)
+
+
+async def claim(redis: Redis, entry_id: str, owner: str, lease: float = 30) -> schedule_state.Claim:
+    [found] = await schedule_state.claim_fires(redis, [entry_id], owner=owner, lease_seconds=lease)
+    return found
+
+
+async def test_a_claim_is_held_for_its_lease_then_sent(redis: Redis) -> None:
+    entry = await active_entry(redis, 910010)
+    assert await claim(redis, entry, "a:1") == ("ok", 0)
+    held = await claim(redis, entry, "b:2")
+    assert held.outcome == "held"
+    assert 29 < held.lease_left <= 30
+    assert await schedule_state.mark_sent(redis, [entry], owner="b:2") == [False]  # not b's
+    assert not await schedule_state.release_claim(redis, entry, owner="b:2")
+    assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
+    assert await claim(redis, entry, "b:2") == ("sent", 0)
+    assert not await schedule_state.release_claim(redis, entry, owner="a:1")  # sent stays
+
+
+async def test_an_unsent_claim_past_its_lease_is_taken_over(redis: Redis) -> None:
+    entry = await active_entry(redis, 910011)
+    assert (await claim(redis, entry, "dead:1", lease=0.001)).outcome == "ok"
+    # The lease ends a millisecond later on Redis's clock; poll, never sleep for luck.
+    taken = await eventually(lambda: claim(redis, entry, "alive:2"), lambda c: c.outcome != "held")
+    assert taken == ("taken_over", 0)
+    assert (await claim(redis, entry, "third:3")).outcome == "held"  # now alive:2's, leased
+    assert await schedule_state.mark_sent(redis, [entry], owner="dead:1") == [False]
+    assert not await schedule_state.release_claim(redis, entry, owner="dead:1")
+    assert await schedule_state.mark_sent(redis, [entry], owner="alive:2") == [True]
+    [value] = await schedule_state.claim_values(redis, 910011, [FIRE])
+    assert value == schedule_state.SENT + "alive:2"
+    assert await redis.ttl(schedule_state.claim_key(910011, schedule_state.to_ms(FIRE))) > 0
+
+
+async def test_a_replica_never_takes_over_its_own_claim(redis: Redis) -> None:
+    """Its own send is still under way (a slow burst): a later tick must not send it again."""
+    entry = await active_entry(redis, 910014)
+    assert (await claim(redis, entry, "slow:1", lease=0.001)).outcome == "ok"
+    taken = await eventually(
+        lambda: claim(redis, entry, "other:2", lease=0.001), lambda c: c.outcome != "held"
+    )
+    assert taken.outcome == "taken_over"  # by another replica, past the lease: allowed
+    again = await claim(redis, entry, "other:2", lease=0.001)
+    assert again.outcome == "held"  # but never by the replica holding it
+    assert again.lease_left > 0
+
+
+async def test_a_released_claim_can_be_claimed_again(redis: Redis) -> None:
+    entry = await active_entry(redis, 910012)
+    assert (await claim(redis, entry, "a:1")).outcome == "ok"
+    assert await schedule_state.release_claim(redis, entry, owner="a:1")
+    assert (await claim(redis, entry, "b:2")).outcome == "ok"
+
+
+async def test_a_claim_without_a_lease_is_never_taken_over(redis: Redis) -> None:
+    """A claim written before leases existed (a replica of the previous version)."""
+    entry = await active_entry(redis, 910013)
+    await redis.set(schedule_state.claim_key(910013, schedule_state.to_ms(FIRE)), "old:1")
+    assert (await claim(redis, entry, "b:2", lease=5)).outcome == "held"
+
+
+async def test_no_claim_on_a_stale_or_inactive_entry(redis: Redis) -> None:
+    entry = await active_entry(redis, 910014)
+    stale = schedule_state.schedule_id(910014, 2, FIRE)
+    assert (await claim(redis, stale, "a:1")).outcome == "stale"
+    await set_schedule_state(redis, 910014, ScheduleState("paused", FIRE, generation=3))
+    assert (await claim(redis, entry, "a:1")).outcome == "inactive"

@@ -1,4 +1,5 @@
-"""The timeout store: in-flight marks, the overlap lock, requeue between retries, claims."""
+"""The timeout store: in-flight marks, the overlap lock, requeue between retries, claims, and
+the attempt claim that drops a second delivery."""
 
 import time
 import uuid
@@ -12,7 +13,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> bool:
+async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> str:
     now = time.time()
     values: dict[str, object] = {
         "trigger": "scheduled",
@@ -26,38 +27,43 @@ async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> boo
     return await live_runs.start(redis, task_id=task_id, config_id=config_id, **values)  # type: ignore[arg-type]
 
 
+async def started(redis: Redis, task_id: str, config_id: int, **kw: object) -> bool:
+    return await start(redis, task_id, config_id, **kw) == "started"
+
+
 async def test_exclusive_start_is_refused_while_another_run_is_in_flight(redis: Redis) -> None:
     first, second = new_id(), new_id()
     await live_runs.mark_queued(
         redis, task_id=second, config_id=700001, trigger="scheduled", ttl=60
     )
-    assert await start(redis, first, 700001)
-    assert not await start(redis, second, 700001, exclusive=True)
+    assert await started(redis, first, 700001)
+    assert not await started(redis, second, 700001, exclusive=True)
     assert await live_runs.get(redis, second) is None  # the refused run's marker is gone
-    assert await start(redis, first, 700001, exclusive=True)  # its own entry does not block
-    assert not await start(redis, new_id(), 700001, exclusive=True)  # first still holds it
-    assert await start(redis, new_id(), 700002, exclusive=True)  # another config's is free
+    # A retry of the running run: its own entry does not block it.
+    assert await started(redis, first, 700001, exclusive=True, attempt=2)
+    assert not await started(redis, new_id(), 700001, exclusive=True)  # first still holds it
+    assert await started(redis, new_id(), 700002, exclusive=True)  # another config's is free
 
 
 async def test_a_lapsed_lock_does_not_block(redis: Redis) -> None:
     now = time.time()
-    assert await start(redis, new_id(), 700003, started_at=now - 10, deadline=now - 1)
-    assert await start(redis, new_id(), 700003, exclusive=True)
+    assert await started(redis, new_id(), 700003, started_at=now - 10, deadline=now - 1)
+    assert await started(redis, new_id(), 700003, exclusive=True)
 
 
 async def test_finish_releases_the_lock(redis: Redis) -> None:
     task_id = new_id()
-    assert await start(redis, task_id, 700004)
+    assert await started(redis, task_id, 700004)
     async with redis.pipeline(transaction=True) as pipe:
         live_runs.queue_finish_many(pipe, [(task_id, 700004)])
         await pipe.execute()
     assert await live_runs.get(redis, task_id) is None
-    assert await start(redis, new_id(), 700004, exclusive=True)
+    assert await started(redis, new_id(), 700004, exclusive=True)
 
 
 async def test_requeue_only_touches_the_attempt_that_failed(redis: Redis) -> None:
     task_id = new_id()
-    assert await start(redis, task_id, 700005, attempt=2)
+    assert await started(redis, task_id, 700005, attempt=2)
     assert not await live_runs.requeue(
         redis, task_id=task_id, config_id=700005, attempt=1, deadline=time.time() + 5
     )
@@ -72,8 +78,42 @@ async def test_requeue_only_touches_the_attempt_that_failed(redis: Redis) -> Non
 async def test_claims_are_exclusive_for_the_lease(redis: Redis) -> None:
     task_id = new_id()
     now = time.time()
-    assert await start(redis, task_id, 700006, started_at=now - 5, deadline=now - 1)
+    assert await started(redis, task_id, 700006, started_at=now - 5, deadline=now - 1)
     claimed = await live_runs.claim_due(redis, lease_seconds=60)
     assert task_id in [run.task_id for run in claimed]
     again = await live_runs.claim_due(redis, lease_seconds=60)
     assert task_id not in [run.task_id for run in again]
+
+
+async def test_a_second_delivery_of_an_attempt_is_a_duplicate(redis: Redis) -> None:
+    task_id = new_id()
+    assert await start(redis, task_id, 700007, deadline=time.time() + 30) == "started"
+    before = await live_runs.get(redis, task_id)
+    again = await start(
+        redis, task_id, 700007, started_at=time.time() + 1, deadline=time.time() + 99
+    )
+    assert again == "duplicate"
+    assert await live_runs.get(redis, task_id) == before  # the first delivery's state, untouched
+    assert await start(redis, task_id, 700007, attempt=2) == "started"  # a retry runs
+    assert await start(redis, task_id, 700007, attempt=2) == "duplicate"
+
+
+async def test_a_copy_arriving_after_the_run_ended_is_a_duplicate(redis: Redis) -> None:
+    task_id = new_id()
+    assert await start(redis, task_id, 700008, ttl=120) == "started"
+    async with redis.pipeline(transaction=True) as pipe:
+        live_runs.queue_finish_many(pipe, [(task_id, 700008)])
+        await pipe.execute()
+    assert await start(redis, task_id, 700008) == "duplicate"
+    assert await live_runs.get(redis, task_id) is None  # nothing live again
+    claim = live_runs._attempt_key(task_id, 1)
+    assert 60 < await redis.ttl(claim) <= 120  # kept for the ttl given, then dropped
+
+
+async def test_a_copy_of_a_refused_run_is_a_duplicate_not_a_second_skip(redis: Redis) -> None:
+    running, refused = new_id(), new_id()
+    assert await start(redis, running, 700009) == "started"
+    assert await start(redis, refused, 700009, exclusive=True) == "overlap"
+    assert await start(redis, refused, 700009, exclusive=True) == "duplicate"
+    # A duplicate of the running run, exclusive or not, is a duplicate, never an overlap.
+    assert await start(redis, running, 700009, exclusive=True) == "duplicate"

@@ -1,14 +1,21 @@
-"""A TCP proxy a test controls: forwards to a real server until cut, refuses while cut."""
+"""A TCP proxy a test controls: forwards to a real server until cut, refuses while cut, and
+can hold one direction (bytes read, never passed on) to freeze a client mid-exchange."""
 
 import asyncio
 import contextlib
+from typing import Literal
+
+Direction = Literal["upstream", "downstream"]  # client to server, server to client
 
 
 class TcpProxy:
     """Listens on a free local port and forwards every connection to `target`.
 
     `cut()` closes the open connections and makes new ones close at once (the client sees the
-    server go away); `restore()` forwards again.
+    server go away); `restore()` forwards again. `hold(direction)` stops passing on what is
+    sent in that direction, on every connection, while both stay open: held upstream, a
+    client's request never reaches the server; held downstream, it does, and the answer never
+    comes back.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -19,6 +26,9 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pumps: set[asyncio.Task[None]] = set()
+        self._flowing = {"upstream": asyncio.Event(), "downstream": asyncio.Event()}
+        for flowing in self._flowing.values():
+            flowing.set()
 
     async def start(self) -> "TcpProxy":
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -32,6 +42,9 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._cut = False
+
+    def hold(self, direction: Direction) -> None:
+        self._flowing[direction].clear()
 
     async def close(self) -> None:
         self.cut()
@@ -49,8 +62,16 @@ class TcpProxy:
             return
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         self._writers.update((writer, upstream_writer))
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            pump = asyncio.create_task(self._pump(source, sink, peer=writer, other=upstream_writer))
+        directions: list[tuple[Direction, asyncio.StreamReader, asyncio.StreamWriter]] = [
+            ("upstream", reader, upstream_writer),
+            ("downstream", upstream_reader, writer),
+        ]
+        for direction, source, sink in directions:
+            pump = asyncio.create_task(
+                self._pump(
+                    source, sink, self._flowing[direction], peer=writer, other=upstream_writer
+                )
+            )
             self._pumps.add(pump)
             pump.add_done_callback(self._pumps.discard)
 
@@ -58,6 +79,7 @@ class TcpProxy:
         self,
         source: asyncio.StreamReader,
         sink: asyncio.StreamWriter,
+        flowing: asyncio.Event,
         *,
         peer: asyncio.StreamWriter,
         other: asyncio.StreamWriter,
@@ -65,6 +87,7 @@ class TcpProxy:
         # A reset or a cut ends both directions of this connection.
         with contextlib.suppress(ConnectionError, OSError):
             while data := await source.read(65536):
+                await flowing.wait()  # held: kept here, and dropped when the connection ends
                 sink.write(data)
                 await sink.drain()
         for writer in (peer, other):

@@ -147,6 +147,10 @@ SEMANTIC_FIELDS = {
     ("body", "name"): "duplicate name",
     ("body", "schedule_status"): "",
     ("body", "configs"): "confirm_empty",
+    # A channel's config is checked against its kind's model, as parameters against a type's.
+    ("body", "config"): "",
+    ("body", "kind"): "SMTP_HOST is not set",
+    ("body", "alerts"): "no channel with id",
 }
 
 

@@ -43,3 +43,16 @@ def test_rejects_bad_values() -> None:
         Settings(first_superuser="not-an-email")
     with pytest.raises(ValidationError):
         Settings(environment="staging")
+
+
+@pytest.mark.parametrize("lease", [0, -1, 3601, "soon"])
+def test_the_claim_lease_is_a_positive_duration(lease: object) -> None:
+    with pytest.raises(ValidationError, match="schedule_claim_lease_seconds"):
+        Settings(schedule_claim_lease_seconds=lease)
+
+
+def test_the_claim_lease_must_end_within_the_misfire_grace() -> None:
+    with pytest.raises(ValidationError, match="must be shorter than MISFIRE_GRACE_SECONDS"):
+        Settings(misfire_grace_seconds=10, schedule_claim_lease_seconds=10)
+    assert Settings(misfire_grace_seconds=10, schedule_claim_lease_seconds=9.5)
+    assert Settings(misfire_grace_seconds=0)  # late fires are never sent: nothing to recover

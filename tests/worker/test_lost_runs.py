@@ -44,7 +44,8 @@ async def test_sigkilled_worker_gives_one_lost_record(
 
         async def running_for_a_second() -> bool:
             # The message is acked right after the run is marked running; a kill in between
-            # (a few ms) has RabbitMQ redeliver it and the survivor runs it, legitimately.
+            # (a few ms) has RabbitMQ redeliver it, and the survivor drops the copy as a
+            # duplicate (its attempt is claimed), leaving the run to the reaper all the same.
             # This test is about the reaper, so it kills well inside the task body.
             live = await live_runs.get(redis, queued.task_id)
             if live is None or live.state != "running" or live.started_at is None:

@@ -1,5 +1,6 @@
 """End to end: runs sent through the API or the runs service, executed by a real worker."""
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,8 @@ from backend.models import TaskExecution
 from backend.services import runs
 from backend.services.redis import timeout as live_runs
 from tests.support.factories import create_config
+from tests.support.http_sink import HttpSink
+from tests.support.metrics import rendered, value
 from tests.support.processes import eventually
 from tests.support.runs import events, records
 from tests.support.worker_process import Worker
@@ -27,6 +30,13 @@ async def worker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Work
     await process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[HttpSink]:
+    server = await HttpSink().start()
+    yield server
+    await server.close()
 
 
 def run_url(config_id: int) -> str:
@@ -157,38 +167,79 @@ async def test_retries_end_in_one_record(
     assert await live_runs.get(redis, task_id) is None
 
 
-async def test_duplicate_delivery_gives_one_record(
+async def test_a_run_delivered_again_executes_once(
     worker: Worker,
     app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     redis: Redis,
+    sink: HttpSink,
 ) -> None:
-    config = await create_config(session, parameters={"seconds": 0.2})
-    settings = get_settings()
+    """The same task id published three times (a publisher retry, a redelivery, a fire sent
+    again after its scheduler died): the body runs once, one record, the copies `duplicate`."""
+    path = f"/dup/{uuid.uuid4().hex}"
+    config = await create_config(
+        session, task_type="http.request", parameters={"url": sink.url(path)}
+    )
+    dropped_before = value(rendered(), "taskhub_runs_duplicate_total", task_type="http.request")
     queued = await runs.kick(
-        broker=app.state.broker, redis=redis, settings=settings, config=config, trigger="manual"
+        broker=app.state.broker,
+        redis=redis,
+        settings=get_settings(),
+        config=config,
+        trigger="manual",
     )
-    await finished(sessionmaker, config.id)
-    # RabbitMQ redelivers the same message (say, after a lost ack): same task id, same body.
-    await runs.send(
-        app.state.broker,
-        task_name=config.task_type,
-        task_id=queued.task_id,
-        labels=runs.labels_for(config, trigger="manual"),
-        parameters=config.parameters,
-        timeout=5,
-    )
-    executing = f"ID: {queued.task_id}"
 
-    async def second_delivery_done() -> bool:
-        return (
-            worker.log_count(executing) == 2 and await live_runs.get(redis, queued.task_id) is None
+    async def copy() -> None:
+        await runs.send(
+            app.state.broker,
+            task_name=config.task_type,
+            task_id=queued.task_id,
+            labels=runs.labels_for(config, trigger="manual"),
+            parameters=config.parameters,
+            timeout=5,
         )
 
-    await eventually(second_delivery_done)
-    assert len(await records(sessionmaker, config.id)) == 1
+    await copy()  # in the queue beside the first, or delivered while it runs
+    await finished(sessionmaker, config.id)
+    await eventually(lambda: events(redis, config.id, "duplicate"), timeout=15)
+    await copy()  # delivered after the run ended
+
+    async def both_dropped() -> list[dict[str, Any]] | None:
+        found = await events(redis, config.id, "duplicate")
+        return found if len(found) == 2 else None
+
+    dropped = await eventually(both_dropped, timeout=15)
+    assert sink.hits[path] == 1
+    [record] = await records(sessionmaker, config.id)
+    assert (record.task_id, record.is_success, record.attempts) == (queued.task_id, True, 1)
+    assert [(e["task_id"], e["attempt"]) for e in dropped] == [(queued.task_id, 1)] * 2
     assert len(await events(redis, config.id, "succeeded")) == 1
+    assert await events(redis, config.id, "skipped") == []
+    assert await live_runs.get(redis, queued.task_id) is None
+    dropped_now = value(rendered(), "taskhub_runs_duplicate_total", task_type="http.request")
+    assert dropped_now - dropped_before == 2
+
+
+async def test_each_retry_attempt_runs_and_is_not_taken_for_a_duplicate(
+    worker: Worker,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    superuser_headers: dict[str, str],
+    sink: HttpSink,
+) -> None:
+    path = f"/status/500/{uuid.uuid4().hex}"
+    config = await create_config(
+        session, task_type="http.request", parameters={"url": sink.url(path)}, max_retries=2
+    )
+    task_id = (await client.post(run_url(config.id), headers=superuser_headers)).json()["task_id"]
+    [record] = await finished(sessionmaker, config.id)
+    assert (record.task_id, record.is_success, record.attempts) == (task_id, False, 3)
+    assert sink.hits[path] == 3  # the same task id, three attempts, each executed
+    assert await events(redis, config.id, "duplicate") == []
+    assert len(await events(redis, config.id, "retrying")) == 2
 
 
 async def test_overlap_skip(

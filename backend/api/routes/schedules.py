@@ -8,6 +8,7 @@ from backend.api.access import CurrentPrincipal
 from backend.api.deps import RedisDep, SessionDep, ValidConfig
 from backend.schemas.common import Offset, Page
 from backend.schemas.configs import TaskConfigRead
+from backend.schemas.notifications import Note
 from backend.services import configs, schedules
 from backend.services.redis import history
 
@@ -25,10 +26,14 @@ async def apply_action(
     session: SessionDep,
     redis: RedisDep,
     principal: CurrentPrincipal,
+    body: Note | None = None,
 ) -> TaskConfigRead:
+    """`pause`, `resume` and `stop` take an optional `{"note": "..."}`, kept as the schedule's
+    note until the next action."""
     return await configs.apply_action(
-        session, redis, config=config, action=action, actor=principal.actor
-    )
+        session, redis, config=config, action=action, actor=principal.actor,
+        note=body.note if body else None,
+    )  # fmt: skip
 
 
 @router.get("/{config_id}/history", response_model=Page[dict[str, Any]])

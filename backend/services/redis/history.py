@@ -15,8 +15,8 @@ DEFAULT_CAP = 100
 EVENTS = frozenset(
     {
         "created", "updated", "deleted",
-        "started", "paused", "resumed", "stopped", "reloaded", "completed",
-        "fired", "send_failed", "skipped", "missed",
+        "started", "paused", "resumed", "stopped", "reloaded", "completed", "auto_paused",
+        "fired", "send_failed", "skipped", "missed", "duplicate",
         "succeeded", "failed", "timed_out", "retrying", "lost",
     }
 )  # fmt: skip

@@ -8,7 +8,9 @@ Keys (all on the configured prefix):
 - `schedule:due` sorted set schedule_id -> fire time, read by the scheduler each second
 - `schedule:config:{id}` sorted set of that config's queued schedule ids -> fire time
 - `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending;
-  its value is the claimer, replaced by `sent|<claimer>` once RabbitMQ has the message
+  its value is `<claimer>|<lease end, ms>` (Redis's clock), replaced by `sent|<claimer>` once
+  RabbitMQ has the message; a claim still unsent past its lease (its claimer died between
+  claim and publish) is taken over by the next replica that tries the fire
 
 A schedule id is `{config_id}:{generation}:{fire_ts_ms}`: a new generation on every action
 makes entries still held in a scheduler's memory stale, so they are never sent.
@@ -18,7 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -62,6 +64,10 @@ def claim_key(config_id: int, fire_ms: int) -> str:
     return key("schedule_claim", config_id, fire_ms)
 
 
+def late_checks_key() -> str:
+    return key("schedule_late")
+
+
 def reconcile_lock_key() -> str:
     return key("schedule_reconcile_lock")
 
@@ -94,6 +100,7 @@ class ScheduleState:
     generation: int = 0
     anchor: datetime | None = None
     plan: dict[str, Any] | None = None
+    note: str | None = None  # the last action's note (or a pause on failure's), until the next
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> "ScheduleState":
@@ -108,6 +115,7 @@ class ScheduleState:
             generation=int(raw.get("generation", 0)),
             anchor=_parse_time(raw.get("anchor")),
             plan=json.loads(raw["plan"]) if raw.get("plan") else None,
+            note=raw.get("note") or None,
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -117,6 +125,7 @@ class ScheduleState:
             "generation": str(self.generation),
             "anchor": self.anchor.isoformat() if self.anchor else "",
             "plan": json.dumps(self.plan) if self.plan is not None else "",
+            "note": self.note or "",
         }
 
 
@@ -203,36 +212,82 @@ async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
     return {i: data for i, data in zip(ids, found, strict=True) if data}
 
 
+# KEYS: state, claim. ARGV: generation, ttl, owner, lease ms. Returns {outcome, lease ms left}.
+# The lease is on Redis's clock, the one clock every replica shares.
 _CLAIM = """
 local state = redis.call('HMGET', KEYS[1], 'status', 'generation')
-if state[1] ~= 'active' then return 'inactive' end
-if state[2] ~= ARGV[1] then return 'stale' end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'ok' end
-return 'claimed'
+if state[1] ~= 'active' then return {'inactive', 0} end
+if state[2] ~= ARGV[1] then return {'stale', 0} end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local mine = ARGV[3] .. '|' .. (now + tonumber(ARGV[4]))
+if redis.call('SET', KEYS[2], mine, 'NX', 'EX', ARGV[2]) then return {'ok', 0} end
+local held = redis.call('GET', KEYS[2])
+if string.find(held, '^sent|') or string.find(held, '^fired|') then return {'sent', 0} end
+local lease_end = tonumber(string.match(held, '|(%d+)$'))
+if lease_end == nil then return {'held', tonumber(ARGV[4])} end  -- no lease: never taken over
+-- This replica's own send, still under way (a slow burst): never taken over by itself.
+if string.sub(held, 1, #ARGV[3] + 1) == ARGV[3] .. '|' then
+  return {'held', math.max(lease_end - now, tonumber(ARGV[4]))}
+end
+if lease_end > now then return {'held', lease_end - now} end
+redis.call('SET', KEYS[2], mine, 'KEEPTTL')
+return {'taken_over', 0}
 """
 
+ClaimOutcome = Literal["ok", "taken_over", "inactive", "stale", "sent", "held"]
 
-async def claim_fires(redis: Redis, entry_ids: list[str], *, owner: str) -> list[str]:
-    """Atomically check each entry is current and claim its fire: ok|inactive|stale|claimed.
+
+class Claim(NamedTuple):
+    """What a claim attempt found: `ok` (claimed), `taken_over` (claimed from a replica whose
+    lease ran out unsent), `inactive` / `stale` (not to be sent), `sent` (another replica
+    sent it), `held` (another replica is sending it, for `lease_left` more seconds)."""
+
+    outcome: ClaimOutcome
+    lease_left: float = 0.0
+
+
+async def claim_fires(
+    redis: Redis, entry_ids: list[str], *, owner: str, lease_seconds: float
+) -> list[Claim]:
+    """Atomically check each entry is current and claim its fire for `lease_seconds`.
 
     One round trip for many entries; each claim is atomic on its own."""
     script = redis.register_script(_CLAIM)
+    lease_ms = max(1, round(lease_seconds * 1000))
     async with redis.pipeline(transaction=False) as pipe:
         for entry_id in entry_ids:
             config_id, generation, fire_ms = parse_schedule_id(entry_id)
             keys = [state_key(config_id), claim_key(config_id, fire_ms)]
-            await script(keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner], client=pipe)
-        return [str(result) for result in await pipe.execute()]
+            await script(
+                keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner, lease_ms], client=pipe
+            )
+        results = await pipe.execute()
+    return [Claim(cast(ClaimOutcome, str(outcome)), int(left) / 1000) for outcome, left in results]
 
 
-async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> None:
+# KEYS: claim. ARGV: owner, the sent value. Only a claim still this owner's is marked: one
+# taken over while this replica was too slow to publish belongs to the replica that took it.
+_MARK_SENT = """
+if string.sub(redis.call('GET', KEYS[1]) or '', 1, #ARGV[1] + 1) ~= ARGV[1] .. '|' then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+
+async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> list[bool]:
     """Note on the claims that their messages reached RabbitMQ: a scheduler killed after
-    this is known to have sent the fire, one killed before it is not."""
+    this is known to have sent the fire, one killed before it is not. Per entry, whether the
+    claim was still this owner's (False: another replica took it over and sends it too)."""
+    script = redis.register_script(_MARK_SENT)
     async with redis.pipeline(transaction=False) as pipe:
         for entry_id in entry_ids:
             config_id, _, fire_ms = parse_schedule_id(entry_id)
-            pipe.set(claim_key(config_id, fire_ms), SENT + owner, xx=True, keepttl=True)
-        await pipe.execute()
+            keys = [claim_key(config_id, fire_ms)]
+            await script(keys=keys, args=[owner, SENT + owner], client=pipe)
+        return [bool(marked) for marked in await pipe.execute()]
 
 
 def is_sent(claim: str | None) -> bool:
@@ -252,7 +307,8 @@ def queue_recorded(pipe: Pipeline, config_id: int, fire_at: datetime, claim: str
 async def claim_values(
     redis: Redis | Pipeline, config_id: int, fires: list[datetime]
 ) -> list[str | None]:
-    """Per fire: None (unclaimed), `sent|<replica>`, or the name of the replica sending it."""
+    """Per fire: None (unclaimed), `sent|<replica>` (or `fired|<replica>`), or
+    `<replica>|<lease end>` while that replica sends it."""
     if not fires:
         return []
     keys = [claim_key(config_id, to_ms(fire)) for fire in fires]
@@ -260,7 +316,9 @@ async def claim_values(
 
 
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if string.sub(redis.call('GET', KEYS[1]) or '', 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -282,3 +340,25 @@ async def ids_with_status(redis: Redis, status: ScheduleStatus) -> set[int]:
 
 async def count(redis: Redis, status: ScheduleStatus) -> int:
     return await redis.scard(status_set_key(status))
+
+
+def queue_late_check(pipe: Pipeline, *, task_id: str, config_id: int, due: datetime) -> None:
+    """A sent fire to look at again at `due`: not recorded by then, it is late."""
+    pipe.zadd(late_checks_key(), {f"{config_id}|{task_id}": to_ms(due)})
+
+
+_CLAIM_LATE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+async def claim_late_checks(redis: Redis, *, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Take the checks due by `now` (atomically: each is taken by one replica only)."""
+    members = await redis.eval(_CLAIM_LATE, 1, late_checks_key(), to_ms(now), limit)  # type: ignore[misc]
+    found = []
+    for member in cast(list[str], members):
+        config_id, task_id = member.split("|", 1)
+        found.append((int(config_id), task_id))
+    return found

@@ -8,6 +8,11 @@ Keys (all under the prefix):
 - `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
                             (entries past their deadline no longer count, so a lost run cannot
                             hold it forever)
+- `timeout:attempt:{task_id}:{attempt}`  the execution claim of one attempt, taken with the
+                            in-flight mark: a second delivery of that attempt (a broker
+                            redelivery, a fire sent again after its scheduler died) finds it and
+                            is dropped; it outlives the run by QUEUED_RUN_TTL_SECONDS, so a
+                            copy still waiting in the queue after the run ended is caught too
 """
 
 import hashlib
@@ -15,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -25,6 +30,10 @@ from backend.services.redis.keys import key
 
 QUEUED, RUNNING = "queued", "running"
 
+# What start() made of a delivery: it runs, or it is refused (overlap), or it is a second
+# delivery of an attempt that already started (or finished) and must not run again.
+Admission = Literal["started", "overlap", "duplicate"]
+
 
 def _run_key(task_id: str) -> str:
     return key("timeout", "run", task_id)
@@ -32,6 +41,10 @@ def _run_key(task_id: str) -> str:
 
 def _deadlines_key() -> str:
     return key("timeout", "deadlines")
+
+
+def _attempt_key(task_id: str, attempt: int) -> str:
+    return key("timeout", "attempt", task_id, attempt)
 
 
 def _config_key(config_id: int | None) -> str:
@@ -77,8 +90,13 @@ local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
 if last[2] then redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(last[2])) + 1) end
 """
 
-# KEYS: run, deadlines, config lock. ARGV: task_id, now, deadline, exclusive, ttl, fields...
+# KEYS: run, deadlines, config lock, attempt claim. ARGV: task_id, now, deadline, exclusive,
+# ttl, fields... The attempt claim comes first: a copy of a run already started (or refused)
+# must neither run nor touch the live state its first delivery owns.
 _START = f"""
+if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'EX', tonumber(ARGV[5])) then
+  return 'duplicate'
+end
 local task_id, now, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
 if ARGV[4] == '1' then
@@ -86,7 +104,7 @@ if ARGV[4] == '1' then
   if redis.call('ZSCORE', KEYS[3], task_id) then others = others - 1 end
   if others > 0 then
     redis.call('DEL', KEYS[1])  -- a refused run ends here: drop its `queued` marker
-    return 0
+    return 'overlap'
   end
 end
 redis.call('ZADD', KEYS[3], deadline, task_id)
@@ -94,7 +112,7 @@ redis.call('ZADD', KEYS[3], deadline, task_id)
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[2], deadline, task_id)
-return 1
+return 'started'
 """
 
 # KEYS: run, deadlines, config lock. ARGV: task_id, attempt, deadline.
@@ -164,8 +182,10 @@ async def start(
     deadline: float,
     exclusive: bool,
     ttl: int,
-) -> bool:
-    """Mark a run in flight; with `exclusive`, only if no other run of its config is."""
+) -> Admission:
+    """Mark an attempt in flight, once: a second delivery of the same task id and attempt is
+    a `duplicate`; with `exclusive`, the run is refused (`overlap`) while another run of its
+    config is in flight. `ttl` keeps the marks (the attempt claim too) past the deadline."""
     fields = {
         "config_id": "" if config_id is None else config_id,
         "trigger": trigger,
@@ -176,9 +196,15 @@ async def start(
         "deadline": deadline,
     }
     flat = [item for pair in fields.items() for item in pair]
-    keys = [_run_key(task_id), _deadlines_key(), _config_key(config_id)]
+    keys = [
+        _run_key(task_id),
+        _deadlines_key(),
+        _config_key(config_id),
+        _attempt_key(task_id, attempt),
+    ]
     args = [task_id, time.time(), deadline, int(exclusive), ttl, *flat]
-    return bool(await _run_script(redis, _START, keys, *args))
+    admission: Admission = await _run_script(redis, _START, keys, *args)
+    return admission
 
 
 async def requeue(

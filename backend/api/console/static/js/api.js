@@ -141,6 +141,8 @@ export async function request(method, path, { query, body } = {}) {
     response = await send(pair);
     if (response.status === 401) signedOut();
   }
+  // A 403 may mean the user's role changed since sign-in: the shell reads it again.
+  if (response.status === 403) window.dispatchEvent(new CustomEvent("taskhub:forbidden"));
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);

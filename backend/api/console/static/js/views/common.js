@@ -72,3 +72,76 @@ export function table(headers, rows, emptyText) {
 export function cell(label, ...children) {
   return h("td", { dataset: { label } }, ...children);
 }
+
+/** A time with "5 min ago" under it. */
+export function when(iso) {
+  return h("span", { className: "when" }, localTime(iso), h("small", {}, fromNow(iso)));
+}
+
+// --- the audit trail -------------------------------------------------------------------
+
+// Actions whose `changes` are `{field: [old, new]}`; the others hold a state (the created
+// object, the last state of a deleted one, a schedule's new status, a run's task id).
+const DIFF_ACTION = /\.(update|revoke)$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const INLINE_FIELDS = 4; // a longer state (a created or deleted config) folds away
+
+function valueText(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "string") return ISO_TIME.test(value) ? localTime(value) : value;
+  return JSON.stringify(value);
+}
+
+function value(text, raw) {
+  return h("span", { className: "value", title: typeof raw === "string" ? raw : JSON.stringify(raw) ?? "" }, text);
+}
+
+/** One line per field: "priority: 5 → 8" for an update, "password: changed", "name: nightly". */
+export function changeLines(event) {
+  const changes = event.changes;
+  if (changes === null || typeof changes !== "object" || Array.isArray(changes)) {
+    return changes === null || changes === undefined ? [] : [h("li", {}, valueText(changes))];
+  }
+  const diff = DIFF_ACTION.test(event.action);
+  return Object.entries(changes).map(([field, change]) => {
+    const parts = diff && Array.isArray(change) && change.length === 2
+      ? [value(valueText(change[0]), change[0]), " → ", value(valueText(change[1]), change[1])]
+      : [value(valueText(change), change)];
+    return h("li", { className: "change", dataset: { field } }, h("code", {}, field), ": ", parts);
+  });
+}
+
+export function changesCell(event) {
+  const lines = changeLines(event);
+  if (!lines.length) return h("span", { className: "muted" }, "—");
+  if (lines.length <= INLINE_FIELDS) return h("ul", { className: "changes" }, lines);
+  return h(
+    "details",
+    { className: "changes" },
+    h("summary", {}, `${lines.length} fields`),
+    h("ul", { className: "changes" }, lines),
+  );
+}
+
+export function actorCell(event) {
+  if (!event.actor) return h("span", { className: "muted" }, "system");
+  return h(
+    "span",
+    { className: "actor" },
+    event.actor,
+    event.actor_token_id ? h("small", {}, ` via API token #${event.actor_token_id}`) : null,
+  );
+}
+
+export function targetCell(event) {
+  const name = event.target_name || (event.target_id ? `#${event.target_id}` : "");
+  let label = name;
+  if (event.target_type === "config" && event.target_id) label = h("a", { href: `#/configs/${event.target_id}` }, name);
+  if (event.target_type === "channel" && event.action !== "channel.delete") label = h("a", { href: "#/channels" }, name);
+  return h("span", {}, h("small", {}, `${event.target_type} `), label);
+}
+
+export function actionBadge(action) {
+  const kind = action.split(".")[0];
+  return h("code", { className: `audit-action audit-${kind}` }, action);
+}

@@ -1,15 +1,22 @@
-// One config: its fields and live state, the actions its status allows, run now, the
-// executions (newest first, paged, filter by outcome), a duration chart and schedule history.
+// One config: its fields and live state, the actions its status (and the signed-in role)
+// allows, run now, the executions (newest first, paged, filter by outcome), a duration chart,
+// its schedule history and its changes (the audit trail: who, when, field: old → new).
 
 import * as api from "../api.js";
 import { durationChart } from "../chart.js";
 import { h, replace } from "../dom.js";
 import { duration, fromNow, json, localTime, percent } from "../format.js";
-import { cell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table } from "./common.js";
+import { NEEDS, can } from "../roles.js";
+import {
+  actionBadge, actorCell, cell, changesCell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table, when,
+} from "./common.js";
 
 const EXECUTIONS_LIMIT = 10;
 const CHART_RUNS = 100;
 const HISTORY_LIMIT = 20;
+const CHANGES_LIMIT = 10;
+const NOTE_MAX = 500; // the API's limit for a note on an action
+const NOTED_ACTIONS = ["pause", "resume", "stop"]; // the actions that take a note
 
 /** The schedule actions that fit a status (the API answers 409 to the others). */
 export function actionsFor(config) {
@@ -26,7 +33,24 @@ function definition(pairs) {
   return h("dl", { className: "fields" }, pairs.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }
 
-function details(config) {
+/** The alert rules in words, the channels named (and linked to the Channels page). */
+function alertsText(alerts, channels) {
+  if (!alerts) return h("span", { className: "muted" }, "none");
+  const names = alerts.channel_ids.map((channelId) => {
+    const channel = channels.get(channelId);
+    return channel ? `${channel.name} (${channel.kind})` : `channel #${channelId}`;
+  });
+  const failures = alerts.after_consecutive_failures || 1;
+  return h(
+    "span",
+    { id: "alerts-words" },
+    `On ${alerts.on.join(", ")} → ${names.join(", ")}`,
+    alerts.on.includes("failure") && failures > 1 ? h("small", {}, ` · once ${failures} fail in a row`) : null,
+    alerts.late_after_seconds ? h("small", {}, ` · late after ${alerts.late_after_seconds} s`) : null,
+  );
+}
+
+function details(config, channels) {
   return definition([
     ["Task type", h("code", {}, config.task_type)],
     ["Schedule", h("span", { id: "schedule-words" }, config.schedule_description)],
@@ -39,6 +63,11 @@ function details(config) {
     ["Priority", h("span", { id: "priority" }, String(config.priority))],
     ["Overlap policy", config.overlap_policy === "skip" ? "skip a scheduled run while one is in flight" : "allow overlapping runs"],
     ["Description", config.description || h("span", { className: "muted" }, "—")],
+    ["Alerts", h("span", {}, alertsText(config.alerts, channels), " ",
+      h("a", { href: `#/deliveries?config_id=${config.id}`, id: "config-deliveries" }, "deliveries"))],
+    ["Pause on failure", h("span", { id: "pause-after" }, config.pause_after_failures
+      ? `after ${config.pause_after_failures} failed scheduled run${config.pause_after_failures === 1 ? "" : "s"} in a row`
+      : "never")],
     ["Created", localTime(config.created_at)],
     ["Updated", localTime(config.updated_at)],
     ["ID", config.id],
@@ -54,6 +83,12 @@ function statsBlock(stats) {
     ["95th percentile", duration(stats.p95_duration_seconds)],
     ["Last success", localTime(stats.last_success_at)],
     ["Last failure", localTime(stats.last_failure_at)],
+    ["Failures in a row", h("span", {
+      id: "consecutive-failures", className: stats.consecutive_failures ? "bad" : "",
+    }, String(stats.consecutive_failures ?? 0))],
+    ["Last error", stats.last_error
+      ? h("span", { id: "last-error", className: "clip", title: stats.last_error }, stats.last_error)
+      : h("span", { id: "last-error", className: "muted" }, "—")],
   ]);
 }
 
@@ -83,18 +118,31 @@ function historyRow(event) {
   );
 }
 
+function changeRow(event) {
+  return h(
+    "tr",
+    { dataset: { auditId: event.id, auditAction: event.action } },
+    cell("When", when(event.at)),
+    cell("Who", actorCell(event)),
+    cell("Action", actionBadge(event.action)),
+    cell("Changes", changesCell(event)),
+  );
+}
+
 export function configPage(id) {
   const base = `/tasks/configs/${id}`;
-  const state = { offset: 0, is_success: "" };
+  const state = { offset: 0, is_success: "", changesOffset: 0 };
   const pending = new Map(); // task id -> live state, for runs started here
   const parts = {
     head: h("div", { className: "page-head" }),
     flash: h("div", { id: "flash", "aria-live": "polite" }),
+    note: h("div", { id: "schedule-note-box" }),
     details: h("div", {}),
     stats: h("div", {}),
     chart: h("div", {}),
     executions: h("div", { id: "executions" }),
     history: h("div", { id: "history" }),
+    changes: h("div", { id: "changes" }),
   };
 
   function flash(text, kind = "info") {
@@ -111,17 +159,31 @@ export function configPage(id) {
     }
   }
 
+  // The optional note for pause, resume and stop: built once, so a refresh (every few
+  // seconds) never takes away what is being typed; shown while one of those actions fits.
+  const noteInput = h("input", {
+    id: "action-note", name: "note", maxLength: NOTE_MAX, className: "grow",
+    placeholder: "why (optional): kept as the schedule's note until the next action",
+  });
+  const noteField = h("div", { className: "note-field", id: "action-note-field", hidden: true },
+    h("label", { htmlFor: noteInput.id }, "Note for pause, resume or stop"), noteInput);
+
   function buttons(config) {
-    const actions = actionsFor(config).map((action) =>
+    // Only what the signed-in role may do: operators run and steer the schedule, admins edit.
+    const allowed = can(NEEDS.schedule) ? actionsFor(config) : [];
+    noteField.hidden = !allowed.some((action) => NOTED_ACTIONS.includes(action));
+    const actions = allowed.map((action) =>
       h("button", {
         type: "button",
         dataset: { action },
         onclick: () => act(action, async () => {
-          await api.request("POST", `${base}/actions/${action}`);
+          const note = NOTED_ACTIONS.includes(action) ? noteInput.value.trim() : "";
+          await api.request("POST", `${base}/actions/${action}`, note ? { body: { note } } : {});
+          if (note) noteInput.value = "";
           flash(`Schedule ${action === "stop" ? "stopped" : `${action}${action.endsWith("e") ? "d" : "ed"}`}.`);
         }),
       }, action[0].toUpperCase() + action.slice(1)));
-    const runNow = h("button", {
+    const runNow = can(NEEDS.run) && h("button", {
       type: "button",
       className: "primary",
       dataset: { action: "run" },
@@ -131,9 +193,12 @@ export function configPage(id) {
         flash(`Run ${queued.task_id.slice(0, 8)} queued.`);
       }),
     }, "Run now");
-    const remove = h("button", {
+    const editable = can(NEEDS.edit);
+    const edit = editable && h("a", { href: `#/configs/${id}/edit`, className: "button", dataset: { action: "edit" } }, "Edit");
+    const remove = editable && h("button", {
       type: "button",
       className: "danger",
+      dataset: { action: "delete" },
       onclick: () => {
         if (!confirm(`Delete "${config.name}"? Its schedule stops; its run records stay.`)) return;
         act("Delete", async () => {
@@ -142,7 +207,7 @@ export function configPage(id) {
         });
       },
     }, "Delete");
-    return h("div", { className: "actions" }, runNow, actions, h("a", { href: `#/configs/${id}/edit`, className: "button" }, "Edit"), remove);
+    return h("div", { className: "actions" }, runNow, actions, edit, remove);
   }
 
   async function livePending() {
@@ -162,16 +227,22 @@ export function configPage(id) {
   }
 
   async function refresh() {
-    const [config, runs, chartRuns, history] = await Promise.all([
+    const [config, runs, chartRuns, history, changes, channels] = await Promise.all([
       api.get(base, { include_stats: true }),
       api.get(`${base}/executions`, { limit: EXECUTIONS_LIMIT, offset: state.offset, is_success: state.is_success }),
       api.get(`${base}/executions`, { limit: CHART_RUNS }),
       api.get(`${base}/history`, { limit: HISTORY_LIMIT }),
+      api.get(`${base}/audit`, { limit: CHANGES_LIMIT, offset: state.changesOffset }),
+      api.get("/notifications/channels"),
       livePending(),
     ]);
     document.title = `${config.name} · Taskhub`;
     replace(parts.head, h("h1", {}, config.name, " ", statusBadge(config.schedule_status)), buttons(config));
-    replace(parts.details, details(config));
+    replace(parts.note, config.schedule_note
+      ? h("p", { className: "alert alert-warn schedule-note", role: "note" },
+        h("strong", {}, "Note: "), h("span", { id: "schedule-note" }, config.schedule_note))
+      : null);
+    replace(parts.details, details(config, new Map(channels.map((c) => [c.id, c]))));
     replace(parts.stats, statsBlock(config.stats));
     replace(parts.chart, durationChart([...chartRuns.items].reverse()));
     replace(
@@ -183,6 +254,14 @@ export function configPage(id) {
       }, "runs"),
     );
     replace(parts.history, table(["When", "Event", "Details"], history.items.map(historyRow), "No events yet."));
+    replace(
+      parts.changes,
+      table(["When", "Who", "Action", "Changes"], changes.items.map(changeRow), "No changes recorded."),
+      changes.total > CHANGES_LIMIT ? pager(changes, (offset) => {
+        state.changesOffset = offset;
+        refresh();
+      }, "changes") : null,
+    );
   }
 
   async function load() {
@@ -204,6 +283,8 @@ export function configPage(id) {
       { className: "config-page", id: "config-page" },
       h("p", { className: "crumbs" }, h("a", { href: "#/configs" }, "‹ All configs")),
       parts.head,
+      noteField,
+      parts.note,
       parts.flash,
       h("div", { className: "columns" },
         h("section", { className: "card" }, h("h2", {}, "Configuration"), parts.details),
@@ -212,6 +293,7 @@ export function configPage(id) {
         h("div", { className: "section-head" }, h("h2", {}, "Executions"), h("label", {}, "Show ", filter)),
         parts.executions),
       h("section", { className: "card" }, h("h2", {}, "Schedule history"), parts.history),
+      h("section", { className: "card" }, h("h2", {}, "Changes"), parts.changes),
     );
   }
 

@@ -13,7 +13,7 @@ const SCHEDULER_TYPES = {
 };
 const INTERVAL_UNITS = ["days", "hours", "minutes", "seconds"];
 
-function field(key, label, input, hint) {
+export function field(key, label, input, hint) {
   if (!input.id) input.id = `field-${key.replaceAll(".", "-")}`;
   input.name = key;
   return h(
@@ -27,7 +27,7 @@ function field(key, label, input, hint) {
   );
 }
 
-function numberInput(value, { min, max, integer } = {}) {
+export function numberInput(value, { min, max, integer } = {}) {
   return h("input", { type: "number", value: value ?? "", min, max, step: integer ? 1 : "any", inputMode: "decimal" });
 }
 
@@ -167,16 +167,114 @@ function scheduleFields(type, config) {
   return { fields: [h("p", { className: "muted" }, "Never scheduled: start runs with Run now.")], read: () => ({}) };
 }
 
+// --- alerts and pause on failure ---------------------------------------------------------
+
+export const ALERT_EVENTS = {
+  failure: "a run failed (after its retries)",
+  recovery: "the first success after a notified failure",
+  missed: "the scheduler missed fires",
+  late: "a scheduled run has no result some time after its fire time",
+  paused: "the schedule paused itself after failures",
+};
+const DEFAULT_EVENTS = ["failure", "recovery"]; // the API's default for `on`
+
+/** Checkboxes for a list field (`alerts.channel_ids`, `alerts.on`): one error slot for all. */
+function checkboxGroup(key, legend, options, chosen, empty) {
+  const boxes = options.map(([value, label, title]) => {
+    const input = h("input", {
+      type: "checkbox", name: key, value: String(value), checked: chosen.includes(value),
+      id: `field-${key.replaceAll(".", "-")}-${value}`,
+    });
+    return { value, input, node: h("label", { className: "check", htmlFor: input.id, title }, input, ` ${label}`) };
+  });
+  const box = h(
+    "fieldset",
+    { className: "field choices", dataset: { field: key } },
+    h("legend", {}, legend),
+    boxes.length ? h("div", { className: "choice-list" }, boxes.map((b) => b.node)) : empty,
+    h("p", { className: "field-error", hidden: true }),
+  );
+  return { box, boxes, read: () => boxes.filter((b) => b.input.checked).map((b) => b.value) };
+}
+
+function alertFields(config, channels) {
+  const rules = config.alerts;
+  const enabled = h("input", { type: "checkbox", checked: Boolean(rules), id: "field-alerts-enabled" });
+  const channelGroup = checkboxGroup(
+    "alerts.channel_ids", "Send to",
+    channels.map((c) => [c.id, `${c.name} (${c.kind})`]),
+    rules?.channel_ids || [],
+    h("p", { className: "hint" }, "No channels yet: create one on the ", h("a", { href: "#/channels" }, "Channels"), " page first."),
+  );
+  const eventGroup = checkboxGroup(
+    "alerts.on", "When",
+    Object.entries(ALERT_EVENTS).map(([event, words]) => [event, `${event}: ${words}`]),
+    rules?.on || DEFAULT_EVENTS,
+  );
+  const after = numberInput(rules?.after_consecutive_failures ?? 1, { min: 1, max: 100, integer: true });
+  const late = numberInput(rules?.late_after_seconds, { min: 1, max: 86400, integer: true });
+  const lateHint = h("small", { className: "hint" });
+  const lateBox = eventGroup.boxes.find((b) => b.value === "late").input;
+  function showLateHint() {
+    late.required = lateBox.checked;
+    lateHint.textContent = lateBox.checked
+      ? "1 to 86400 · required for late"
+      : "1 to 86400 · used by late (dead-man's switch)";
+  }
+  lateBox.addEventListener("change", showLateHint);
+  showLateHint();
+  const lateField = field("alerts.late_after_seconds", "Late after (s)", late);
+  lateField.insertBefore(lateHint, lateField.querySelector(".field-error"));
+  const settings = h(
+    "div",
+    { className: "alert-settings", id: "alert-settings" },
+    channelGroup.box,
+    eventGroup.box,
+    h("div", { className: "inline-fields" },
+      field("alerts.after_consecutive_failures", "Failures in a row before alerting", after,
+        "1 to 100; then one alert per further failure"),
+      lateField),
+  );
+  const showSettings = () => { settings.hidden = !enabled.checked; };
+  enabled.addEventListener("change", showSettings);
+  showSettings();
+
+  const pause = numberInput(config.pause_after_failures, { min: 1, max: 100, integer: true });
+  pause.placeholder = "never";
+  const box = h(
+    "fieldset",
+    { className: "field", dataset: { field: "alerts" }, id: "alerts-box" },
+    h("legend", {}, "Alerts and failure handling"),
+    field("alerts_enabled", "Send alerts for this config", enabled),
+    settings,
+    h("p", { className: "field-error", hidden: true }),
+    field("pause_after_failures", "Pause after failures", pause,
+      "1 to 100 failed scheduled runs in a row pause the schedule (with a note saying why); empty: never"),
+  );
+  function read() {
+    const body = { pause_after_failures: pause.value === "" ? null : Number(pause.value) };
+    if (!enabled.checked) return { ...body, alerts: null };
+    const alerts = {
+      channel_ids: channelGroup.read(),
+      on: eventGroup.read(),
+      late_after_seconds: late.value === "" ? null : Number(late.value),
+    };
+    if (after.value !== "") alerts.after_consecutive_failures = Number(after.value);
+    return { ...body, alerts };
+  }
+  return { box, read };
+}
+
 // --- errors ------------------------------------------------------------------------------
 
-function clearErrors(form, summary) {
+export function clearErrors(form, summary) {
   for (const node of form.querySelectorAll(".field-error")) node.hidden = true;
   for (const node of form.querySelectorAll(".invalid")) node.classList.remove("invalid");
   summary.hidden = true;
 }
 
 /** Each error beside the most specific field its `loc` names; the rest in the summary. */
-function showErrors(form, summary, message, errors) {
+export function showErrors(form, summary, message, errors) {
   const unplaced = [];
   for (const error of errors) {
     const path = error.loc.slice(error.loc[0] === "body" ? 1 : 0).map(String);
@@ -203,9 +301,10 @@ function showErrors(form, summary, message, errors) {
 
 export function configForm(id) {
   async function load() {
-    const [types, config] = await Promise.all([
+    const [types, config, channels] = await Promise.all([
       api.get("/tasks/types"),
       id === null ? null : api.get(`/tasks/configs/${id}`),
+      api.get("/notifications/channels"),
     ]);
     const current = config || { task_type: types[0]?.name, scheduler_type: "cron", schedule_config: {}, parameters: {} };
     const byName = Object.fromEntries(types.map((t) => [t.name, t]));
@@ -220,6 +319,7 @@ export function configForm(id) {
     const overlap = h("select", {}, [["skip", "skip a scheduled run while one is in flight"], ["allow", "allow overlapping runs"]]
       .map(([value, label]) => h("option", { value, selected: value === (current.overlap_policy || "skip") }, label)));
     const autoStart = h("input", { type: "checkbox", id: "field-auto-start" });
+    const alerts = alertFields(current, channels);
 
     const typeHelp = h("p", { className: "hint" });
     const paramsBox = h("fieldset", { className: "field", dataset: { field: "parameters" } });
@@ -258,6 +358,7 @@ export function configForm(id) {
         field("timeout_seconds", "Timeout (s)", timeout, "1 to 86400"),
         field("priority", "Priority", priority, "0 (low) to 9 (high)")),
       field("overlap_policy", "Overlap", overlap),
+      alerts.box,
       config ? null : field("auto_start", "Start the schedule after creating it", autoStart),
       h("div", { className: "actions" }, submit, h("a", { href: config ? `#/configs/${id}` : "#/configs", className: "button" }, "Cancel")),
     );
@@ -274,6 +375,7 @@ export function configForm(id) {
         schedule_config: schedule.read(),
         parameters: params.read(errors),
         overlap_policy: overlap.value,
+        ...alerts.read(),
       };
       for (const [key, input] of [["max_retries", maxRetries], ["timeout_seconds", timeout], ["priority", priority]]) {
         if (input.value !== "") body[key] = Number(input.value);

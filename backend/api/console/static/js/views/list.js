@@ -2,6 +2,7 @@
 
 import * as api from "../api.js";
 import { h, replace } from "../dom.js";
+import { NEEDS, can } from "../roles.js";
 import { cell, hashQuery, lastRun, nextRun, pager, setHashQuery, statusBadge, successRate, table } from "./common.js";
 
 const LIMIT = 20;
@@ -89,7 +90,7 @@ export function configList() {
       {},
       h("div", { className: "page-head" },
         h("h1", {}, "Task configs"),
-        h("a", { href: "#/configs/new", className: "button primary" }, "New config")),
+        can(NEEDS.edit) ? h("a", { href: "#/configs/new", className: "button primary" }, "New config") : null),
       filters,
       results,
     );

@@ -1,5 +1,5 @@
 // Sign in with the API's login (username or email + password), and the page a signed-in
-// user without superuser rights sees.
+// user sees where their role does not reach.
 
 import * as api from "../api.js";
 import { h } from "../dom.js";
@@ -40,7 +40,8 @@ export function signInPage(onSignedIn) {
   return form;
 }
 
-export function notAllowedPage(user) {
+/** A page the signed-in role may not use (the API would answer 403 to its calls). */
+export function notAllowedPage(user, needs) {
   return h(
     "section",
     { className: "card not-allowed", id: "not-allowed" },
@@ -48,9 +49,9 @@ export function notAllowedPage(user) {
     h(
       "p",
       {},
-      `You are signed in as ${user ? user.username : "a user"}, who is not a superuser. `,
-      "The console shows and changes task configurations, which the API allows only to superusers.",
+      `You are signed in as ${user ? user.username : "a user"}, with the ${user ? user.role : "unknown"} role. `,
+      `This page needs the ${needs} role or higher.`,
     ),
-    h("p", {}, "Sign out and sign in with a superuser account, or ask an administrator for access."),
+    h("p", {}, h("a", { href: "#/configs" }, "‹ All configs"), " — or ask an administrator for a higher role."),
   );
 }

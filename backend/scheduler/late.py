@@ -1,0 +1,42 @@
+"""The dead-man's switch: a sent fire of a config with a `late` alert is looked at again
+`late_after_seconds` after its fire time; not recorded by then, it goes to the alert inbox.
+
+Checks are taken atomically from Redis, so with any number of replicas each fire is checked
+by one replica, once.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from backend.config import Settings
+from backend.resources import Resources
+from backend.services import alerts
+from backend.services.redis import scheduler as schedule_state
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+async def check_once(resources: Resources, *, now: datetime | None = None) -> int:
+    due = await schedule_state.claim_late_checks(
+        resources.redis, now=now or datetime.now(UTC), limit=BATCH
+    )
+    checks = [(config_id, task_id, _fire_time(task_id)) for config_id, task_id in due]
+    await alerts.note_late(resources.sessionmaker, checks)
+    return len(due)
+
+
+def _fire_time(task_id: str) -> datetime:
+    _, fire_ms = task_id.rsplit("-", 1)  # a scheduled run's id: s{config}-{fire ms}
+    return schedule_state.from_ms(int(fire_ms))
+
+
+async def run_forever(resources: Resources, settings: Settings) -> None:
+    while True:
+        try:
+            await check_once(resources)
+        except Exception:  # the loop must outlive one failed pass; claimed checks are lost
+            logger.exception("late checks failed")
+        await asyncio.sleep(settings.late_check_interval_seconds)
