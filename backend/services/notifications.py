@@ -6,6 +6,7 @@ as the decision to notify, unique per (event, channel), and sent by whichever no
 it first (FOR UPDATE SKIP LOCKED), retried with backoff on a timeout, connection error or 5xx.
 """
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -226,8 +227,10 @@ async def send_due(sessionmaker: async_sessionmaker[AsyncSession], *, settings: 
                 )
             )
         }
-        for row in rows:
-            await _attempt(row, channels.get(row.channel_id or 0), settings=settings)
+        # At once: one slow receiver (up to its timeout) must not hold up the others.
+        await asyncio.gather(
+            *(_attempt(row, channels.get(row.channel_id or 0), settings=settings) for row in rows)
+        )
         await session.commit()
     return len(rows)
 

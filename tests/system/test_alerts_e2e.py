@@ -19,7 +19,12 @@ from tests.support.worker_process import Worker
 
 pytestmark = pytest.mark.e2e
 
-NOTIFIER_ENV = {"NOTIFIER_INTERVAL_SECONDS": "0.2", "NOTIFICATION_RETRY_SECONDS": "0"}
+# Quick ticks and retries; other tests' receivers are gone, so their retries fail fast.
+NOTIFIER_ENV = {
+    "NOTIFIER_INTERVAL_SECONDS": "0.2",
+    "NOTIFICATION_RETRY_SECONDS": "0",
+    "NOTIFICATION_TIMEOUT_SECONDS": "2",
+}
 CONFIGS = "/api/v1/tasks/configs"
 
 
