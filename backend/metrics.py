@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from backend.models import CHANNEL_KINDS
+
 __all__ = ["CONTENT_TYPE_LATEST"]
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -117,7 +119,6 @@ notifications_sent = Counter(
 
 RUN_OUTCOMES = ("succeeded", "failed", "timed_out", "lost")
 NOTIFICATION_OUTCOMES = ("delivered", "retrying", "failed")
-CHANNEL_KINDS = ("webhook", "slack", "email")
 
 
 def initialise(task_types: list[str]) -> None:
@@ -133,7 +134,7 @@ def initialise(task_types: list[str]) -> None:
         schedule_lag.labels(task_type)
         for outcome in RUN_OUTCOMES:
             runs_finished.labels(task_type, outcome)
-    for kind in CHANNEL_KINDS:
+    for kind in CHANNEL_KINDS:  # the channel kinds the models allow
         for outcome in NOTIFICATION_OUTCOMES:
             notifications_sent.labels(kind, outcome)
 

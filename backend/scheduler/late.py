@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from backend.config import Settings
 from backend.resources import Resources
-from backend.services import alerts
+from backend.services import alerts, schedules
 from backend.services.redis import scheduler as schedule_state
 
 logger = logging.getLogger(__name__)
@@ -23,14 +23,13 @@ async def check_once(resources: Resources, *, now: datetime | None = None) -> in
     due = await schedule_state.claim_late_checks(
         resources.redis, now=now or datetime.now(UTC), limit=BATCH
     )
-    checks = [(config_id, task_id, _fire_time(task_id)) for config_id, task_id in due]
+    checks = [
+        (config_id, task_id, fire[1])
+        for config_id, task_id in due
+        if (fire := schedules.parse_fire_task_id(task_id)) is not None
+    ]
     await alerts.note_late(resources.sessionmaker, checks)
     return len(due)
-
-
-def _fire_time(task_id: str) -> datetime:
-    _, fire_ms = task_id.rsplit("-", 1)  # a scheduled run's id: s{config}-{fire ms}
-    return schedule_state.from_ms(int(fire_ms))
 
 
 async def run_forever(resources: Resources, settings: Settings) -> None:

@@ -86,13 +86,21 @@ def fire_task_id(config_id: int, fire_at: datetime) -> str:
 _FIRE_TASK_ID = re.compile(r"^s(\d{1,10})-(\d{1,15})$")
 
 
-async def sent_fire(redis: Redis, task_id: str) -> live_runs.LiveRun | None:
-    """A scheduled run a scheduler has sent (or is sending) that no worker started yet, as a
-    queued run: read from its claim, so sending a fire costs no extra write for this."""
+def parse_fire_task_id(task_id: str) -> tuple[int, datetime] | None:
+    """The config and fire time a scheduled run's task id names; None for any other id."""
     match = _FIRE_TASK_ID.match(task_id)
     if match is None:
         return None
-    config_id, fire_at = int(match[1]), schedule_state.from_ms(int(match[2]))
+    return int(match[1]), schedule_state.from_ms(int(match[2]))
+
+
+async def sent_fire(redis: Redis, task_id: str) -> live_runs.LiveRun | None:
+    """A scheduled run a scheduler has sent (or is sending) that no worker started yet, as a
+    queued run: read from its claim, so sending a fire costs no extra write for this."""
+    fire = parse_fire_task_id(task_id)
+    if fire is None:
+        return None
+    config_id, fire_at = fire
     [claim] = await schedule_state.claim_values(redis, config_id, [fire_at])
     if claim is None:
         return None
