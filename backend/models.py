@@ -29,8 +29,8 @@ AlertEvent = Literal["failure", "recovery", "missed", "late", "paused"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 # Ordered: each role may do what the ones before it may.
 Role = Literal["viewer", "operator", "admin"]
-OverlapPolicy = Literal["skip", "allow"]
-Trigger = Literal["scheduled", "manual"]
+OverlapPolicy = Literal["skip", "allow", "buffer_one", "cancel_other"]
+Trigger = Literal["scheduled", "manual", "backfill"]
 # Lives in Redis (the scheduler store), not in a column: `inactive` is the absence of a state.
 ScheduleStatus = Literal["inactive", "active", "paused", "completed"]
 
@@ -92,7 +92,7 @@ class TaskConfig(Timestamped, Base):
     max_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
     priority: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
-    overlap_policy: Mapped[str] = mapped_column(String(8), default="skip", server_default="skip")
+    overlap_policy: Mapped[str] = mapped_column(String(16), default="skip", server_default="skip")
     # {"channel_ids", "on", "after_consecutive_failures", "late_after_seconds"} or None.
     alerts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     pause_after_failures: Mapped[int | None] = mapped_column(Integer)
@@ -119,6 +119,8 @@ class TaskExecution(Base):
     result: Mapped[Any | None] = mapped_column(JSONB)
     error_message: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(16))
+    # The nominal fire time (before jitter) of a scheduled or backfill run; None for manual.
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
