@@ -127,7 +127,12 @@ def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tu
     late = {"late_after": plan.late_after_seconds} if plan.late_after_seconds else {}
     task = ScheduledTask(
         task_name=plan.task_name,
-        labels={**plan.labels, "fire_at": fire_at.isoformat(), **late},
+        # scheduled_for: the nominal fire time the run is for (the worker records it and
+        # passes it to the task's RunContext); fire_at: when it is sent.
+        labels={
+            **plan.labels, "fire_at": fire_at.isoformat(),
+            "scheduled_for": fire_at.isoformat(), **late,
+        },  # fmt: skip
         args=[],
         kwargs=plan.kwargs,
         # One task id per fire: even a duplicate send could only ever make one record.
