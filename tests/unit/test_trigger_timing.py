@@ -1,6 +1,7 @@
 """The repeating-schedule options applied to fire times: window, exclusions, jitter."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from pydantic import ValidationError
@@ -96,7 +97,7 @@ def test_jitter_never_reorders_fires_and_the_next_is_found_from_a_fire_time() ->
     fires = upcoming(jittered, after=T0, anchor=T0, count=50)
     assert ats(fires) == sorted(ats(fires))
     assert [f.nominal for f in fires] == [T0 + timedelta(minutes=k) for k in range(1, 51)]
-    for earlier, later in zip(fires, fires[1:], strict=False):
+    for earlier, later in pairwise(fires):
         assert earlier.at < later.nominal
         assert jittered.next_fire(earlier.at, anchor=T0) == later
 
