@@ -1,0 +1,225 @@
+"""End to end, with real worker (and scheduler) processes: cancelling a run, queued or
+running, and the overlap policies buffer_one and cancel_other."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.config import get_settings
+from backend.models import TaskExecution
+from backend.services import runs
+from backend.services.redis import timeout as live_runs
+from tests.support import processes
+from tests.support.auth import bearer_for, create_user, unique_username
+from tests.support.factories import create_config
+from tests.support.http_sink import HttpSink
+from tests.support.processes import eventually
+from tests.support.runs import events, records
+from tests.support.worker_process import Worker
+
+pytestmark = pytest.mark.e2e
+
+RUNS = "/api/v1/tasks/executions"
+
+
+@pytest.fixture(scope="module")
+async def worker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
+    process = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    await process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def operator(session: AsyncSession) -> tuple[str, dict[str, str]]:
+    user = await create_user(session, username=unique_username("op"), role="operator")
+    return user.username, bearer_for(user.id)
+
+
+async def finished(
+    sessionmaker: async_sessionmaker[AsyncSession], config_id: int, count: int = 1
+) -> list[TaskExecution]:
+    async def probe() -> list[TaskExecution] | None:
+        found = await records(sessionmaker, config_id)
+        return found if len(found) >= count else None
+
+    return await eventually(probe, timeout=30)
+
+
+async def running(redis: Redis, task_id: str) -> None:
+    async def probe() -> bool:
+        live = await live_runs.get(redis, task_id)
+        return live is not None and live.state == "running"
+
+    await eventually(probe, timeout=20)
+
+
+async def run_now(
+    client: httpx.AsyncClient, headers: dict[str, str], config_id: int, **parameters: Any
+) -> str:
+    body = {"parameters": parameters} if parameters else None
+    response = await client.post(
+        f"/api/v1/tasks/configs/{config_id}/run", json=body, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+# First in the module: no worker consumes while the run is queued.
+async def test_a_queued_run_cancelled_never_starts(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    operator: tuple[str, dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    username, headers = operator
+    sink = await HttpSink().start()
+    try:
+        path = f"/never/{uuid.uuid4().hex}"
+        config = await create_config(
+            session, task_type="http.request", parameters={"url": sink.url(path)}
+        )
+        task_id = await run_now(client, headers, config.id)
+        assert (await client.get(f"{RUNS}/{task_id}", headers=headers)).json()["state"] == "queued"
+        response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["state"] == "cancelling"
+
+        late = await Worker(tmp_path_factory.mktemp("late") / "worker.log").start()
+        try:
+            [record] = await finished(sessionmaker, config.id)
+            # Its delivery reaches the worker and is dropped unexecuted.
+            await eventually(
+                lambda: _async(late.log_count("cancelled before it started")), timeout=20
+            )
+        finally:
+            late.stop()
+        assert (record.task_id, record.is_success) == (task_id, False)
+        assert record.error_message == f"Cancelled by {username}"
+        assert sink.hits.get(path, 0) == 0
+        assert [e["task_id"] for e in await events(redis, config.id, "cancelled")] == [task_id]
+        assert await events(redis, config.id, "duplicate") == []
+    finally:
+        await sink.close()
+
+
+async def _async(value: int) -> int:
+    return value
+
+
+async def test_a_running_run_is_cancelled_within_two_seconds(
+    worker: Worker,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    operator: tuple[str, dict[str, str]],
+) -> None:
+    username, headers = operator
+    config = await create_config(session, parameters={"seconds": 30}, timeout_seconds=120)
+    task_id = await run_now(client, headers, config.id)
+    await running(redis, task_id)
+    asked = datetime.now(UTC)
+    response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "cancelling"
+
+    [record] = await finished(sessionmaker, config.id)
+    assert (record.task_id, record.is_success) == (task_id, False)
+    assert record.error_message == f"Cancelled by {username}"
+    # The task stopped within 2 s of the cancel (its end is stamped in the worker).
+    assert (record.completed_at - asked).total_seconds() < 2.0
+    assert record.duration_seconds < 30
+    assert record.attempts == 1
+    assert [e["task_id"] for e in await events(redis, config.id, "cancelled")] == [task_id]
+    assert await events(redis, config.id, "failed") == []
+    again = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+    assert again.status_code == 409
+
+
+async def test_cancel_other_cancels_the_run_in_flight(
+    worker: Worker,
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    operator: tuple[str, dict[str, str]],
+) -> None:
+    _, headers = operator
+    config = await create_config(
+        session, parameters={"seconds": 0.2}, overlap_policy="cancel_other", timeout_seconds=120
+    )
+    long_id = await run_now(client, headers, config.id, seconds=30)
+    await running(redis, long_id)
+    newer = await runs.kick(
+        broker=app.state.broker, redis=redis, settings=get_settings(), config=config,
+        trigger="scheduled",
+    )  # fmt: skip
+    found = {r.task_id: r for r in await finished(sessionmaker, config.id, count=2)}
+    cancelled, ran = found[long_id], found[newer.task_id]
+    assert (cancelled.is_success, cancelled.error_message) == (
+        False, "Cancelled by overlap policy cancel_other"
+    )  # fmt: skip
+    assert cancelled.duration_seconds < 30
+    assert (ran.is_success, ran.trigger) == (True, "scheduled")
+    assert ran.started_at < cancelled.completed_at  # it did not wait for the cancelled one
+    assert [e["task_id"] for e in await events(redis, config.id, "cancelled")] == [long_id]
+
+
+async def test_buffer_one_runs_the_waiting_fire_right_after_a_long_run(
+    worker: Worker,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    superuser_headers: dict[str, str],
+) -> None:
+    """Fires every second, each run 2.5 s: one fire waits and starts as the run before it
+    ends; the fires in between are skipped. Never two runs at once, none lost."""
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"seconds": 1},
+        parameters={"seconds": 2.5}, overlap_policy="buffer_one", timeout_seconds=60,
+    )  # fmt: skip
+    scheduler = processes.start_scheduler("scheduler-buffer-one")
+    url = f"/api/v1/tasks/configs/{config.id}/actions"
+    try:
+        await processes.scheduler_ready(scheduler)
+        started = await client.post(f"{url}/start", headers=superuser_headers)
+        assert started.status_code == 200, started.text
+        await finished(sessionmaker, config.id, count=3)
+        stopped = await client.post(f"{url}/stop", headers=superuser_headers)
+        assert stopped.status_code == 200, stopped.text
+    finally:
+        processes.stop(scheduler)
+
+    async def settled() -> list[TaskExecution] | None:
+        """Every buffered fire ran (one may still have been waiting at the stop)."""
+        found = await records(sessionmaker, config.id)
+        buffered = {e["task_id"] for e in await events(redis, config.id, "buffered")}
+        return found if buffered <= {r.task_id for r in found} else None
+
+    done = sorted(await eventually(settled, timeout=30), key=lambda r: r.started_at)
+    assert all(r.is_success and r.trigger == "scheduled" for r in done)
+    buffered = {e["task_id"] for e in await events(redis, config.id, "buffered")}
+    assert len(buffered) >= 2
+    for before, after in pairwise(done):
+        gap = (after.started_at - before.completed_at).total_seconds()
+        assert gap >= 0, "two runs of a buffer_one config overlapped"
+        if after.task_id in buffered:
+            assert gap < 1.0, f"the waiting fire started {gap:.2f} s after the run it waited for"
+    skipped = await events(redis, config.id, "skipped")
+    assert skipped, "fires beyond the one waiting are skipped"
+    assert {e["task_id"] for e in skipped}.isdisjoint(r.task_id for r in done)
+    assert await events(redis, config.id, "duplicate") == []
