@@ -2,6 +2,7 @@
 policies buffer_one (one run waits, let go when the last run in flight is recorded) and
 cancel_other."""
 
+import asyncio
 import time
 import uuid
 
@@ -205,3 +206,24 @@ async def test_cancel_other_cancels_the_runs_in_flight_and_starts(redis: Redis) 
     assert live is not None
     assert live.state == "cancelled"
     assert retrying in await due(redis)
+
+
+async def test_a_cancel_racing_the_start_has_one_clear_outcome(redis: Redis) -> None:
+    """Sent at the same moment, many times: either the start wins (the run runs, asked to
+    stop) or the cancel does (the run never starts); never both, never neither."""
+    outcomes = set()
+    for _ in range(40):
+        task_id, config_id = new_id(), config()
+        await live_runs.mark_queued(
+            redis, task_id=task_id, config_id=config_id, trigger="manual", ttl=TTL
+        )
+        admission, found = await asyncio.gather(
+            start(redis, task_id, config_id), cancel(redis, task_id, config_id)
+        )
+        assert (admission, found) in {("started", "running"), ("cancelled", "queued")}
+        outcomes.add((admission, found))
+        live = await live_runs.get(redis, task_id)
+        assert live is not None
+        assert live.cancel == "Cancelled by ann"
+        await finish(redis, task_id, config_id)
+    assert outcomes  # which wins is up to Redis's order of arrival

@@ -118,6 +118,66 @@ async def _async(value: int) -> int:
     return value
 
 
+async def test_a_cancel_for_a_run_whose_worker_died_leaves_the_reapers_record(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    operator: tuple[str, dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    _, headers = operator
+    logs = tmp_path_factory.mktemp("died")
+    config = await create_config(session, parameters={"seconds": 30}, timeout_seconds=2)
+    doomed = await Worker(logs / "doomed.log").start()
+    try:
+        task_id = await run_now(client, headers, config.id)
+        await running(redis, task_id)
+    finally:
+        doomed.kill()
+    response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+    assert response.status_code == 202  # asked; nobody is left to act on it
+    reaper = await Worker(logs / "reaper.log").start()
+    try:
+        [record] = await finished(sessionmaker, config.id)
+    finally:
+        reaper.stop()
+    assert (record.task_id, record.is_success) == (task_id, False)
+    assert (record.error_message or "").startswith("WorkerLost")
+    assert len(await records(sessionmaker, config.id)) == 1
+    assert await events(redis, config.id, "cancelled") == []
+
+
+async def test_a_retry_waiting_in_its_backoff_is_cancelled(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    operator: tuple[str, dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    username, headers = operator
+    config = await create_config(
+        session, parameters={"fail": True, "message": "flaky"}, max_retries=3
+    )
+    slow_retries = {"RETRY_DELAY_SECONDS": "4", "RETRY_MAX_DELAY_SECONDS": "4"}
+    own = await Worker(tmp_path_factory.mktemp("backoff") / "worker.log", slow_retries).start()
+    try:
+        task_id = await run_now(client, headers, config.id)
+        await eventually(lambda: events(redis, config.id, "retrying"), timeout=20)
+        response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+        assert response.status_code == 202, response.text
+        [record] = await finished(sessionmaker, config.id)
+        assert (record.is_success, record.error_message) == (False, f"Cancelled by {username}")
+        assert record.attempts == 1
+        # The re-sent attempt arrives after its backoff and is dropped unexecuted.
+        await eventually(lambda: _async(own.log_count("cancelled before it started")), timeout=20)
+    finally:
+        own.stop()
+    assert len(await events(redis, config.id, "retrying")) == 1
+    assert len(await records(sessionmaker, config.id)) == 1
+
+
 async def test_a_running_run_is_cancelled_within_two_seconds(
     worker: Worker,
     client: httpx.AsyncClient,

@@ -111,7 +111,11 @@ async def get_execution(
     return await executions.get_run(session, redis, task_id=task_id)
 
 
-@router.post("/executions/{task_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/executions/{task_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "The run has already finished (it has its record)"}},
+)
 async def cancel_execution(
     task_id: Annotated[Text, Path(min_length=1, max_length=128)],
     session: SessionDep,
