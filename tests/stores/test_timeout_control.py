@@ -5,13 +5,27 @@ cancel_other."""
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 from redis.asyncio import Redis
 
 from backend.services.redis import timeout as live_runs
 from tests.stores.test_timeout import start
 
 TTL = 120
+
+
+@pytest.fixture(autouse=True)
+async def leave_nothing_due(redis: Redis) -> AsyncIterator[None]:
+    """Runs these tests leave in flight must not come due for a reaper in a later test."""
+    before = set(await redis.zrange(live_runs._deadlines_key(), 0, -1))
+    yield
+    left = set(await redis.zrange(live_runs._deadlines_key(), 0, -1)) - before
+    if left:
+        async with redis.pipeline(transaction=True) as pipe:
+            live_runs.queue_finish_many(pipe, [(task_id, None) for task_id in left])
+            await pipe.execute()
 
 
 def new_id() -> str:
