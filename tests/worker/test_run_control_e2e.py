@@ -1,6 +1,7 @@
 """End to end, with real worker (and scheduler) processes: cancelling a run, queued or
 running, and the overlap policies buffer_one and cancel_other."""
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from tests.support.factories import create_config
 from tests.support.http_sink import HttpSink
 from tests.support.processes import eventually
 from tests.support.runs import events, records
-from tests.support.worker_process import Worker
+from tests.support.worker_process import Worker, consumer_count
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +32,19 @@ RUNS = "/api/v1/tasks/executions"
 
 
 @pytest.fixture(scope="module")
-async def worker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
-    process = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
-    await process.start()
-    yield process
-    process.stop()
+async def workers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[list[Worker]]:
+    """Two worker processes: a cancel must reach whichever one holds the run."""
+    logs = tmp_path_factory.mktemp("workers")
+    processes_ = [Worker(logs / f"worker-{n}.log") for n in (1, 2)]
+    try:
+        for process in processes_:
+            await process.start()
+        queue = os.environ["RABBITMQ_QUEUE"]
+        await eventually(lambda: consumer_count(queue), lambda n: n >= 2, timeout=30)
+        yield processes_
+    finally:
+        for process in processes_:
+            process.stop()
 
 
 @pytest.fixture
@@ -178,38 +187,48 @@ async def test_a_retry_waiting_in_its_backoff_is_cancelled(
     assert len(await records(sessionmaker, config.id)) == 1
 
 
-async def test_a_running_run_is_cancelled_within_two_seconds(
-    worker: Worker,
+async def test_running_runs_are_cancelled_within_two_seconds(
+    workers: list[Worker],
     client: httpx.AsyncClient,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     redis: Redis,
     operator: tuple[str, dict[str, str]],
 ) -> None:
+    """`demo.sleep(30)` runs, on either of two workers: each cancel reaches its worker."""
     username, headers = operator
     config = await create_config(session, parameters={"seconds": 30}, timeout_seconds=120)
-    task_id = await run_now(client, headers, config.id)
-    await running(redis, task_id)
-    asked = datetime.now(UTC)
-    response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
-    assert response.status_code == 202, response.text
-    assert response.json()["state"] == "cancelling"
+    task_ids = [await run_now(client, headers, config.id) for _ in range(3)]
+    for task_id in task_ids:
+        await running(redis, task_id)
+    asked: dict[str, datetime] = {}
+    for task_id in task_ids:
+        asked[task_id] = datetime.now(UTC)
+        response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["state"] == "cancelling"
 
-    [record] = await finished(sessionmaker, config.id)
-    assert (record.task_id, record.is_success) == (task_id, False)
-    assert record.error_message == f"Cancelled by {username}"
-    # The task stopped within 2 s of the cancel (its end is stamped in the worker).
-    assert (record.completed_at - asked).total_seconds() < 2.0
-    assert record.duration_seconds < 30
-    assert record.attempts == 1
-    assert [e["task_id"] for e in await events(redis, config.id, "cancelled")] == [task_id]
+    holders = [sum(w.log_count(f"ID: {task_id}") > 0 for task_id in task_ids) for w in workers]
+    assert sum(holders) == 3
+    assert all(holders), f"RabbitMQ gives consumers turns: runs per worker {holders}"
+    done = await finished(sessionmaker, config.id, count=3)
+    assert sorted(r.task_id for r in done) == sorted(task_ids)
+    for record in done:
+        assert record.is_success is False
+        assert record.error_message == f"Cancelled by {username}"
+        # The task stopped within 2 s of its cancel (its end is stamped in the worker).
+        assert (record.completed_at - asked[record.task_id]).total_seconds() < 2.0
+        assert record.duration_seconds < 30
+        assert record.attempts == 1
+    cancelled = {e["task_id"] for e in await events(redis, config.id, "cancelled")}
+    assert cancelled == set(task_ids)
     assert await events(redis, config.id, "failed") == []
-    again = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
+    again = await client.post(f"{RUNS}/{task_ids[0]}/cancel", headers=headers)
     assert again.status_code == 409
 
 
 async def test_cancel_other_cancels_the_run_in_flight(
-    worker: Worker,
+    workers: list[Worker],
     app: FastAPI,
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -239,7 +258,7 @@ async def test_cancel_other_cancels_the_run_in_flight(
 
 
 async def test_buffer_one_runs_the_waiting_fire_right_after_a_long_run(
-    worker: Worker,
+    workers: list[Worker],
     client: httpx.AsyncClient,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
