@@ -2,6 +2,7 @@
 running, and the overlap policies buffer_one and cancel_other."""
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq import TaskiqMessage
 
 from backend.config import get_settings
 from backend.models import TaskExecution
@@ -302,3 +304,43 @@ async def test_buffer_one_runs_the_waiting_fire_right_after_a_long_run(
     assert skipped, "fires beyond the one waiting are skipped"
     assert {e["task_id"] for e in skipped}.isdisjoint(r.task_id for r in done)
     assert await events(redis, config.id, "duplicate") == []
+
+
+async def test_a_waiting_run_let_go_but_never_sent_is_sent_by_a_reaper(
+    workers: list[Worker],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+) -> None:
+    """The worker that let a buffer_one run go died before sending it: its live entry comes
+    due, and a reaper sends the message it holds."""
+    config = await create_config(session, overlap_policy="buffer_one")
+    labels = runs.labels_for(config, trigger="scheduled")
+    waiting_id, first = uuid.uuid4().hex, uuid.uuid4().hex
+    delivery = TaskiqMessage(
+        task_id=waiting_id, task_name="demo.sleep", labels=labels, args=[], kwargs={"seconds": 0}
+    )
+    now = time.time()
+    common = {"config_id": config.id, "trigger": "scheduled", "attempt": 1, "ttl": 600}
+    assert (
+        await live_runs.start(
+            redis,
+            task_id=first,
+            started_at=now,
+            deadline=now + 60,
+            **common,  # type: ignore[arg-type]
+        )
+        == "started"
+    )
+    assert await live_runs.start(
+        redis, task_id=waiting_id, started_at=now, deadline=now + 60, overlap="buffer_one",
+        message=delivery.model_dump_json(), **common,  # type: ignore[arg-type]
+    ) == "buffered"  # fmt: skip
+    async with redis.pipeline(transaction=True) as pipe:
+        live_runs.queue_finish_many(pipe, [(first, config.id)])
+        live_runs.queue_promote(pipe, [config.id], lease_seconds=0, ttl=600)  # and then died
+        await pipe.execute()
+
+    [record] = await finished(sessionmaker, config.id)
+    assert (record.task_id, record.is_success, record.trigger) == (waiting_id, True, "scheduled")
+    assert await live_runs.get(redis, waiting_id) is None
