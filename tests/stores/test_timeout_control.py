@@ -241,3 +241,18 @@ async def test_a_cancel_racing_the_start_has_one_clear_outcome(redis: Redis) -> 
         assert live.cancel == "Cancelled by ann"
         await finish(redis, task_id, config_id)
     assert outcomes  # which wins is up to Redis's order of arrival
+
+
+async def test_a_waiting_run_that_starts_by_another_copy_leaves_its_place(redis: Redis) -> None:
+    """A redelivered copy of a waiting run arriving once the way is free starts it: nothing
+    is let go again after it (a second send would only be a duplicate, every lease)."""
+    config_id = config()
+    first, waiting = new_id(), new_id()
+    assert await start(redis, first, config_id) == "started"
+    assert await start(redis, waiting, config_id, overlap="buffer_one", message="m") == "buffered"
+    async with redis.pipeline(transaction=True) as pipe:  # ended, recorded by a path
+        live_runs.queue_finish_many(pipe, [(first, config_id)])  # without the promote
+        await pipe.execute()
+    assert await start(redis, waiting, config_id, overlap="buffer_one", message="m") == "started"
+    assert await finish(redis, waiting, config_id) == [None]  # nothing waits any more
+    assert await live_runs.get(redis, waiting) is None

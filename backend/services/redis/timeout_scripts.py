@@ -74,6 +74,9 @@ if overlap ~= 'allow' then
     return 'overlap'
   end
 end
+if overlap == 'buffer_one' and redis.call('HGET', KEYS[5], 'task_id') == task_id then
+  redis.call('DEL', KEYS[5])  -- it waited, and a copy of it found the way free: no longer
+end
 redis.call('ZADD', KEYS[3], deadline, task_id)
 {_EXPIRE_LOCK}
 redis.call('HDEL', KEYS[1], 'resend')
