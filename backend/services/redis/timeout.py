@@ -6,7 +6,9 @@ Keys (all under the prefix):
                             (epoch seconds); `cancel`: the error a cancelled run's record
                             says; `resend`: the message of a waiting run that was let go
 - `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
-                            records the ones past it as lost
+                            records the ones past it as lost. Also a run cancelled before it
+                            started (due at once: the reaper writes its record) and a waiting
+                            run let go (due at the lease end: the reaper sends it again)
 - `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
                             (entries past their deadline no longer count, so a lost run cannot
                             hold it forever)
