@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     queued_run_ttl_seconds: int = Field(default=86400, ge=60)
     retry_delay_seconds: float = Field(default=5.0, ge=0)
     retry_max_delay_seconds: float = Field(default=300.0, ge=0)
+    # How often a worker asks Redis whether its running runs were cancelled (one round trip
+    # for all of them): a cancel reaches the task within this, well inside 2 seconds.
+    cancel_poll_seconds: float = Field(default=0.5, gt=0, le=1.5)
     # Records: the worker writes run records in batches gathered for this long (one INSERT
     # each), and retries a failed write with backoff up to record_retry_max_seconds apart.
     record_flush_seconds: float = Field(default=0.005, ge=0)

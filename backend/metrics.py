@@ -63,7 +63,7 @@ http_duration = Histogram(
 runs_started = Counter("taskhub_runs_started", "Runs whose first attempt started", ["task_type"])
 runs_finished = Counter(
     "taskhub_runs_finished",
-    "Runs recorded, by outcome: succeeded, failed, timed_out or lost",
+    "Runs recorded, by outcome: succeeded, failed, timed_out, lost or cancelled",
     ["task_type", "outcome"],
 )
 runs_skipped = Counter(
@@ -117,7 +117,7 @@ notifications_sent = Counter(
     ["kind", "outcome"],
 )
 
-RUN_OUTCOMES = ("succeeded", "failed", "timed_out", "lost")
+RUN_OUTCOMES = ("succeeded", "failed", "timed_out", "lost", "cancelled")
 NOTIFICATION_OUTCOMES = ("delivered", "retrying", "failed")
 
 

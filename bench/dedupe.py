@@ -20,11 +20,13 @@ from bench import common
 os.environ.update(common.isolated_env("dedupe"))  # before backend reads its settings
 
 from backend.services.redis import timeout as live_runs
+from backend.services.redis import timeout_scripts
 from backend.services.redis.keys import create_client
 
 N = int(os.environ.get("BENCH_DEDUPE_N", "5000"))
 ROUNDS = int(os.environ.get("BENCH_DEDUPE_ROUNDS", "5"))
 CLAIM = """if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'EX', tonumber(ARGV[5])) then
+  if redis.call('GET', KEYS[4]) == 'cancelled' then return 'cancelled' end
   return 'duplicate'
 end
 """
@@ -46,15 +48,19 @@ async def _marks(redis: object, sha: str, n: int) -> float:
             live_runs._deadlines_key(),
             live_runs._config_key(1),
             live_runs._attempt_key(task_id, 1),
+            live_runs._waiting_key(1),
         ]
         fields = ["config_id", 1, "state", "running", "attempt", 1, "deadline", now + 60]
-        await redis.evalsha(sha, 4, *keys, task_id, now, now + 60, 0, 120, *fields)  # type: ignore[attr-defined]
+        prefixes = [live_runs._run_prefix(), live_runs._attempt_prefix()]
+        args = [task_id, now, now + 60, "allow", 120, "", *prefixes, "", *fields]
+        await redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[attr-defined]
     return (time.perf_counter() - started) / n
 
 
 async def measure() -> dict[str, object]:
-    assert CLAIM in live_runs._START, "the in-flight script changed: update CLAIM"
-    scripts = {"with": live_runs._START, "without": live_runs._START.replace(CLAIM, "")}
+    start = timeout_scripts.START
+    assert CLAIM in start, "the in-flight script changed: update CLAIM"
+    scripts = {"with": start, "without": start.replace(CLAIM, "")}
     redis = create_client(os.environ["REDIS_URL"])
     try:
         shas = {name: await redis.script_load(text) for name, text in scripts.items()}

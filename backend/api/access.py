@@ -53,6 +53,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{CONFIG}/run"): "operator",
     ("POST", f"{V1}/tasks/run"): "operator",
     ("GET", f"{V1}/tasks/executions/{{task_id}}"): "viewer",
+    ("POST", f"{V1}/tasks/executions/{{task_id}}/cancel"): "operator",
     ("GET", f"{V1}/tasks/status"): "viewer",
     ("POST", f"{V1}/notifications/channels"): "admin",
     ("GET", f"{V1}/notifications/channels"): "viewer",

@@ -61,7 +61,10 @@ class ExecutionRead(BaseModel):
 class LiveRunRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    state: Literal["queued", "running"]
+    state: Literal["queued", "waiting", "running", "cancelling"] = Field(
+        description="`waiting`: a scheduled run waiting for its config's run in flight"
+        " (buffer_one); `cancelling`: cancelled, its record not written yet"
+    )
     task_id: str
     config_id: int | None
     trigger: Trigger
@@ -69,6 +72,9 @@ class LiveRunRead(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     deadline: datetime | None
+    cancel: str | None = Field(
+        default=None, description="Once cancelled: the error message its record will carry"
+    )
 
 
 class ExecutionStats(BaseModel):

@@ -2,7 +2,7 @@
 per-config stats (one SQL statement for any number of configs). The worker writes them
 (backend/worker/records.py)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -28,8 +28,15 @@ async def get_run(
     if record is not None:
         return ExecutionRead.model_validate(record)
     if live is not None:
-        return LiveRunRead.model_validate(live)
+        return live_read(live)
     raise NotFound(f"Run {task_id} not found")
+
+
+def live_read(live: live_runs.LiveRun) -> LiveRunRead:
+    """A live run as the API shows it: `cancelling` from the cancel until its record."""
+    if live.cancel is not None:
+        live = replace(live, state="cancelling")
+    return LiveRunRead.model_validate(live)
 
 
 async def get_by_task_id(session: AsyncSession, *, task_id: str) -> TaskExecution | None:

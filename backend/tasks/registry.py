@@ -5,8 +5,8 @@ registers it with the taskiq broker under the same name, so the worker runs it b
 A task function takes its validated parameters model, and optionally `resources` (the
 worker's database and Redis handles) as a keyword argument. It knows nothing about recording:
 the recording middleware (backend/worker/recording.py) does that around it, and may refuse a
-run before it starts by setting the SKIPPED label (to why: `overlap` or `duplicate`), which
-the task wrapper here honours.
+run before it starts by setting the SKIPPED label (to why), which the task wrapper here
+honours; in a worker, the call runs under the worker's GUARD, which can cancel it.
 """
 
 import inspect
@@ -21,8 +21,12 @@ from taskiq.exceptions import NoResultError
 from backend.broker import broker
 
 # The label of a delivery refused before it started; its value says why: `overlap` (another
-# run of the config is in flight) or `duplicate` (this attempt was delivered before).
+# run of the config is in flight), `buffered` (it waits for them), `duplicate` (this attempt
+# was delivered before) or `cancelled` (cancelled before it started).
 SKIPPED = "taskhub_skipped"
+# The worker state's guard around each task call (backend/worker/cancels.py, which may cancel
+# it); without one (a broker that set none), the call just runs.
+GUARD = "run_guard"
 
 
 def is_skipped(message: TaskiqMessage) -> bool:
@@ -58,9 +62,10 @@ def task_type(
                 # end a run with no result; nothing is recorded or retried for it.
                 raise NoResultError
             params = parameters.model_validate(kwargs)
-            if wants_resources:
-                return await function(params, resources=context.state.resources)
-            return await function(params)
+            extra = {"resources": context.state.resources} if wants_resources else {}
+            guard = context.state.get(GUARD)
+            call = function(params, **extra)
+            return await (guard(context.message.task_id, call) if guard else call)
 
         run.__name__ = function.__name__
         broker.register_task(run, task_name=name)

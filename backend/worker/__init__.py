@@ -1,9 +1,10 @@
 """The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
 
 Adds the worker-side middlewares (recording, then retries: the order matters, see
-backend/worker/recording.py), opens the resources and starts the record buffer and the reaper
-in the worker startup event, flushes and stops them on shutdown, and imports every task
-module so the worker runs each type by name.
+backend/worker/recording.py), opens the resources and starts the record buffer, the reaper,
+the notifier and the cancel poll (backend/worker/cancels.py) in the worker startup event,
+flushes and stops them on shutdown, and imports every task module so the worker runs each
+type by name.
 """
 
 import asyncio
@@ -17,8 +18,10 @@ from backend.config import get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
 from backend.tasks import load_all, registry
+from backend.tasks.registry import GUARD
 from backend.worker import notifier, reaper
 from backend.worker.buffer import RecordBuffer
+from backend.worker.cancels import RunningRuns
 from backend.worker.recording import RecordingMiddleware
 from backend.worker.retries import retry_middleware
 
@@ -44,11 +47,14 @@ async def open_resources(state: TaskiqState) -> None:
     state.records.start()
     state.reaper = asyncio.create_task(reaper.run_forever(state.resources, settings))
     state.notifier = asyncio.create_task(notifier.run_forever(state.resources, settings))
+    running = RunningRuns(state.resources, poll_seconds=settings.cancel_poll_seconds)
+    state[GUARD] = running.run  # the task wrapper runs each call under it: cancellable
+    state.cancels = asyncio.create_task(running.poll_forever())
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def close_resources(state: TaskiqState) -> None:
-    for loop in (state.reaper, state.notifier):
+    for loop in (state.reaper, state.notifier, state.cancels):
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop

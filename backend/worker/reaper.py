@@ -1,4 +1,6 @@
-"""The reaper: records runs whose worker died (SIGKILL, OOM, power loss) as failed, "lost".
+"""The reaper: records runs whose worker died (SIGKILL, OOM, power loss) as failed, "lost";
+also runs cancelled before they started, and sends again a waiting (buffer_one) run whose
+worker died before sending it.
 
 It runs in every worker process (started in the worker startup event): any number may run,
 because each claims due runs atomically for a lease before recording them, and the record
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from backend.config import Settings
 from backend.resources import Resources
 from backend.services.redis import timeout as live_runs
+from backend.worker import waiting
 from backend.worker.records import Ending, Outcome, finish
 
 logger = logging.getLogger(__name__)
@@ -20,33 +23,52 @@ LOST_ERROR = "WorkerLost: no outcome was recorded by the run's deadline (its wor
 
 
 async def reap_once(resources: Resources, settings: Settings) -> int:
-    """Record every run past its deadline as lost; returns how many were recorded."""
+    """Record every run past its deadline as lost (or, cancelled before it started, as
+    cancelled), and send waiting runs let go but never started again; returns how many
+    records this call wrote."""
     runs = await live_runs.claim_due(resources.redis, lease_seconds=settings.reaper_lease_seconds)
-    if not runs:
-        return 0
     now = datetime.now(UTC)
-    endings = [
-        Ending(
-            outcome=Outcome(
-                task_id=run.task_id,
-                config_id=run.config_id,
-                is_success=False,
-                started_at=run.started_at or now,
-                completed_at=now,
-                trigger=run.trigger,
-                attempts=max(run.attempt, 1),
-                error_message=LOST_ERROR,
-            ),
-            event="lost",
-            task_type=run.task_type,
-        )
-        for run in runs
-    ]
+    # A run whose next attempt started just after the claim is no longer due: left alone.
+    runs = [run for run in runs if not (run.state == live_runs.RUNNING and _ahead(run, now))]
+    again = {
+        run.task_id: run.resend for run in runs if run.state == live_runs.QUEUED and run.resend
+    }
+    if again:
+        await waiting.send_again(list(again.values()))
+    endings = [_ending(run, now) for run in runs if run.task_id not in again]
+    if not endings:
+        return 0
     inserted = await finish(resources, endings)
-    for run in runs:
-        if run.task_id in inserted:
-            logger.warning("run %s of config %s recorded as lost", run.task_id, run.config_id)
+    for ending in endings:
+        outcome = ending.outcome
+        if outcome.task_id in inserted and ending.event == "lost":
+            logger.warning(
+                "run %s of config %s recorded as lost", outcome.task_id, outcome.config_id
+            )
     return len(inserted)
+
+
+def _ahead(run: live_runs.LiveRun, now: datetime) -> bool:
+    return run.deadline is not None and run.deadline > now
+
+
+def _ending(run: live_runs.LiveRun, now: datetime) -> Ending:
+    cancelled = run.state == live_runs.CANCELLED
+    return Ending(
+        outcome=Outcome(
+            task_id=run.task_id,
+            config_id=run.config_id,
+            is_success=False,
+            started_at=run.started_at or now,
+            completed_at=now,
+            trigger=run.trigger,
+            # A run cancelled before its first attempt made none.
+            attempts=run.attempt if cancelled else max(run.attempt, 1),
+            error_message=run.cancel if cancelled else LOST_ERROR,
+        ),
+        event="cancelled" if cancelled else "lost",
+        task_type=run.task_type,
+    )
 
 
 async def run_forever(resources: Resources, settings: Settings) -> None:

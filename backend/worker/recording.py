@@ -2,7 +2,9 @@
 
 pre_execute   marks the run in flight and claims its attempt for execution, in one script: a
               second delivery of an attempt that started already is dropped (`duplicate`),
-              an overlapping scheduled run refused (`skipped`)
+              so is a run cancelled before it started; an overlapping scheduled run meets
+              its config's overlap policy: refused (`skipped`), kept waiting (`buffered`,
+              buffer_one), or started after cancelling the runs in flight (cancel_other)
 on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
 post_execute  hands the run's ending to the worker's RecordBuffer (backend/worker/buffer.py), which
               writes its one `task_executions` row within milliseconds, batched with other
@@ -31,6 +33,7 @@ from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
 from backend.tasks.registry import SKIPPED, is_skipped
 from backend.worker.buffer import RecordBuffer
+from backend.worker.cancels import RunCancelled
 from backend.worker.records import Ending, Outcome
 from backend.worker.results import cap_result, describe_error
 from backend.worker.retries import between_attempts_deadline
@@ -43,6 +46,19 @@ STARTED_AT = "taskhub_started_at"
 ATTEMPT = "taskhub_attempt"
 
 MAX_TIMEOUT_SECONDS = 86400.0  # for messages sent without a `timeout` label
+
+# The error of a run cancelled because a newer scheduled run of its config came in.
+CANCELLED_BY_OVERLAP = "Cancelled by overlap policy cancel_other"
+_OVERLAP_POLICIES: frozenset[str] = frozenset({"skip", "buffer_one", "cancel_other"})
+
+
+def _overlap(message: TaskiqMessage, trigger: Trigger, attempt: int) -> live_runs.Overlap:
+    """Only a scheduled run's first attempt meets its overlap policy: a retry continues an
+    admitted run, and manual runs always run."""
+    policy = str(message.labels.get("overlap_policy", "allow"))
+    if trigger != "scheduled" or attempt != 1 or policy not in _OVERLAP_POLICIES:
+        return "allow"
+    return policy  # type: ignore[return-value]
 
 
 def _config_id(message: TaskiqMessage) -> int | None:
@@ -86,10 +102,7 @@ class RecordingMiddleware(TaskiqMiddleware):
         attempt = int(labels.get("_retries", 0)) + 1
         config_id = _config_id(message)
         trigger = _trigger(message)
-        # Only a scheduled run's first attempt may be refused: a retry continues an admitted run.
-        exclusive = (
-            trigger == "scheduled" and labels.get("overlap_policy") == "skip" and attempt == 1
-        )
+        overlap = _overlap(message, trigger, attempt)
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds
         admission = await live_runs.start(
@@ -101,8 +114,11 @@ class RecordingMiddleware(TaskiqMiddleware):
             attempt=attempt,
             started_at=float(labels.get(STARTED_AT, now)),
             deadline=deadline,
-            exclusive=exclusive,
+            overlap=overlap,
             ttl=int(deadline - now) + settings.queued_run_ttl_seconds,
+            # buffer_one keeps the delivery itself, to send it again when its turn comes.
+            message=message.model_dump_json() if overlap == "buffer_one" else "",
+            cancel_message=CANCELLED_BY_OVERLAP if overlap == "cancel_other" else "",
         )
         if admission != "started":
             await self._refuse(message, admission, config_id=config_id, attempt=attempt)
@@ -125,6 +141,22 @@ class RecordingMiddleware(TaskiqMiddleware):
         first delivery owns the run's one record, a skipped run has none."""
         message.labels[SKIPPED] = admission
         redis = self.resources.redis
+        if admission == "cancelled":
+            # Its record ("Cancelled by ...") is written by a reaper, from its live entry.
+            logger.info(
+                "run %s of config %s was cancelled before it started", message.task_id, config_id
+            )
+            return
+        if admission == "buffered":
+            if config_id is not None:
+                await history.append(
+                    redis, config_id, "buffered", task_id=message.task_id,
+                    reason="waits for the run of this config in flight (buffer_one)",
+                )  # fmt: skip
+            logger.info(
+                "run %s of config %s waits: overlap (buffer_one)", message.task_id, config_id
+            )
+            return
         if admission == "duplicate":
             metrics.run_duplicate(message.task_name)
             if config_id is not None:
@@ -143,7 +175,9 @@ class RecordingMiddleware(TaskiqMiddleware):
                 config_id,
                 "skipped",
                 task_id=message.task_id,
-                reason="another run of this config is in flight",
+                reason="another run of this config is in flight"
+                if message.labels.get("overlap_policy") != "buffer_one"
+                else "another run of this config waits already (buffer_one)",
             )
         logger.info("run %s of config %s skipped: overlap", message.task_id, config_id)
 
@@ -161,13 +195,18 @@ class RecordingMiddleware(TaskiqMiddleware):
         deadline = between_attempts_deadline(
             settings, run_timeout=_timeout(message) or MAX_TIMEOUT_SECONDS
         )
-        await live_runs.requeue(
+        requeued = await live_runs.requeue(
             self.resources.redis,
             task_id=message.task_id,
             config_id=config_id,
             attempt=attempt,
             deadline=deadline,
+            ttl=int(deadline - time.time()) + settings.queued_run_ttl_seconds,
         )
+        if requeued == "cancelled":
+            # Cancelled while this attempt ran: the next one will not start; a reaper records it.
+            logger.info("run %s cancelled between attempts", message.task_id)
+            return
         if config_id is not None:
             await history.append(
                 self.resources.redis,
@@ -202,6 +241,8 @@ def _ending(message: TaskiqMessage, result: TaskiqResult[Any]) -> tuple[str, Any
     if result.error is None:
         value = cap_result(result.return_value, max_bytes=settings.result_max_bytes)
         return "succeeded", value, None
+    if isinstance(result.error, RunCancelled):
+        return "cancelled", None, str(result.error)
     if _timed_out(message, result):
         limit = _timeout(message)
         return "timed_out", None, f"TimeoutError: the run exceeded its timeout of {limit:g} s"

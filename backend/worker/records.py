@@ -25,9 +25,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import metrics
+from backend.config import get_settings
 from backend.resources import Resources
 from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
+from backend.worker import waiting
 
 
 @dataclass(frozen=True)
@@ -141,13 +143,23 @@ async def clear_live(resources: Resources, endings: Sequence[Ending], inserted: 
             "error": outcome.error_message,
         }
         events.setdefault(outcome.config_id, []).append((ending.event, data))
+    settings = get_settings()
+    configs = sorted({e.outcome.config_id for e in endings if e.outcome.config_id is not None})
     async with resources.redis.pipeline(transaction=True) as pipe:
         runs = [(e.outcome.task_id, e.outcome.config_id) for e in endings]
         live_runs.queue_finish_many(pipe, runs)
         for config_id, config_events in events.items():
             history.queue_append_many(pipe, config_id, config_events)
-        await pipe.execute()
+        # buffer_one: a run waiting for these configs goes once their last run is gone.
+        live_runs.queue_promote(
+            pipe, configs, lease_seconds=settings.reaper_lease_seconds,
+            ttl=settings.queued_run_ttl_seconds,
+        )  # fmt: skip
+        results = await pipe.execute()
     _count(endings, inserted)
+    let_go = [message for message in results[len(results) - len(configs) :] if message]
+    if let_go:
+        await waiting.send_again(let_go)
 
 
 def _count(endings: Sequence[Ending], inserted: set[str]) -> None:

@@ -7,14 +7,27 @@ a run keeps in flight between two attempts.
 """
 
 import time
+from typing import Any
 
-from taskiq import SmartRetryMiddleware
+from taskiq import SmartRetryMiddleware, TaskiqMessage, TaskiqResult
 
 from backend.config import Settings
+from backend.worker.cancels import RunCancelled
+
+
+class RetryMiddleware(SmartRetryMiddleware):
+    """SmartRetryMiddleware that leaves a cancelled run alone: a cancel ends the run."""
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        if isinstance(exception, RunCancelled):
+            return
+        await super().on_error(message, result, exception)
 
 
 def retry_middleware(settings: Settings) -> SmartRetryMiddleware:
-    return SmartRetryMiddleware(
+    return RetryMiddleware(
         default_retry_count=1,  # runs always carry `max_retries`; without it, no retry
         default_delay=settings.retry_delay_seconds,
         use_delay_exponent=True,

@@ -159,7 +159,7 @@ async def test_lost_runs_count_per_task_type(
         attempt=1,
         started_at=now - 5,
         deadline=now - 1,
-        exclusive=False,
+        overlap="allow",
         ttl=60,
     )
     assert await reap_once(app.state.resources, get_settings()) == 1

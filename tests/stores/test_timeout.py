@@ -20,7 +20,7 @@ async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> str
         "attempt": 1,
         "started_at": now,
         "deadline": now + 30,
-        "exclusive": False,
+        "overlap": "allow",
         "ttl": 60,
         **kw,
     }
@@ -37,18 +37,18 @@ async def test_exclusive_start_is_refused_while_another_run_is_in_flight(redis: 
         redis, task_id=second, config_id=700001, trigger="scheduled", ttl=60
     )
     assert await started(redis, first, 700001)
-    assert not await started(redis, second, 700001, exclusive=True)
+    assert not await started(redis, second, 700001, overlap="skip")
     assert await live_runs.get(redis, second) is None  # the refused run's marker is gone
     # A retry of the running run: its own entry does not block it.
-    assert await started(redis, first, 700001, exclusive=True, attempt=2)
-    assert not await started(redis, new_id(), 700001, exclusive=True)  # first still holds it
-    assert await started(redis, new_id(), 700002, exclusive=True)  # another config's is free
+    assert await started(redis, first, 700001, overlap="skip", attempt=2)
+    assert not await started(redis, new_id(), 700001, overlap="skip")  # first still holds it
+    assert await started(redis, new_id(), 700002, overlap="skip")  # another config's is free
 
 
 async def test_a_lapsed_lock_does_not_block(redis: Redis) -> None:
     now = time.time()
     assert await started(redis, new_id(), 700003, started_at=now - 10, deadline=now - 1)
-    assert await started(redis, new_id(), 700003, exclusive=True)
+    assert await started(redis, new_id(), 700003, overlap="skip")
 
 
 async def test_finish_releases_the_lock(redis: Redis) -> None:
@@ -58,18 +58,20 @@ async def test_finish_releases_the_lock(redis: Redis) -> None:
         live_runs.queue_finish_many(pipe, [(task_id, 700004)])
         await pipe.execute()
     assert await live_runs.get(redis, task_id) is None
-    assert await started(redis, new_id(), 700004, exclusive=True)
+    assert await started(redis, new_id(), 700004, overlap="skip")
 
 
 async def test_requeue_only_touches_the_attempt_that_failed(redis: Redis) -> None:
     task_id = new_id()
     assert await started(redis, task_id, 700005, attempt=2)
-    assert not await live_runs.requeue(
-        redis, task_id=task_id, config_id=700005, attempt=1, deadline=time.time() + 5
+    stale = await live_runs.requeue(
+        redis, task_id=task_id, config_id=700005, attempt=1, deadline=time.time() + 5, ttl=60
     )
-    assert await live_runs.requeue(
-        redis, task_id=task_id, config_id=700005, attempt=2, deadline=time.time() + 5
+    assert stale == "stale"
+    requeued = await live_runs.requeue(
+        redis, task_id=task_id, config_id=700005, attempt=2, deadline=time.time() + 5, ttl=60
     )
+    assert requeued == "requeued"
     live = await live_runs.get(redis, task_id)
     assert live is not None
     assert (live.state, live.attempt) == ("queued", 2)
@@ -113,7 +115,7 @@ async def test_a_copy_arriving_after_the_run_ended_is_a_duplicate(redis: Redis) 
 async def test_a_copy_of_a_refused_run_is_a_duplicate_not_a_second_skip(redis: Redis) -> None:
     running, refused = new_id(), new_id()
     assert await start(redis, running, 700009) == "started"
-    assert await start(redis, refused, 700009, exclusive=True) == "overlap"
-    assert await start(redis, refused, 700009, exclusive=True) == "duplicate"
+    assert await start(redis, refused, 700009, overlap="skip") == "overlap"
+    assert await start(redis, refused, 700009, overlap="skip") == "duplicate"
     # A duplicate of the running run, exclusive or not, is a duplicate, never an overlap.
-    assert await start(redis, running, 700009, exclusive=True) == "duplicate"
+    assert await start(redis, running, 700009, overlap="skip") == "duplicate"

@@ -5,7 +5,7 @@ each role sees (viewer: no actions; operator: run and schedule, no edit); API to
 secret shown once, working as a bearer, refused once revoked); a config's changes and the
 audit log; notification channels (created, tested, refused deletion while in use), alert
 settings in the form, a note on a pause, a failed run's streak and its delivery on the
-Deliveries page."""
+Deliveries page; an operator cancelling a run started from the config page."""
 
 import os
 import re
@@ -331,6 +331,34 @@ async def test_an_operator_runs_and_steers_but_does_not_edit(
     await admin_api.post(f"{CONFIGS}/{config['id']}/actions/stop")
     assert len(errors.messages) == 1, errors.messages  # the 403, as Chromium reports it
     assert "status of 403" in errors.messages[0]
+
+
+async def test_an_operator_cancels_a_run_started_from_the_page(
+    context: BrowserContext, session: AsyncSession, admin_api: httpx.AsyncClient, worker: Worker
+) -> None:
+    config = await new_config(
+        admin_api, scheduler_type="manual", schedule_config={}, parameters={"seconds": 30}
+    )
+    username, _ = await user_with_role(session, "operator")
+    page = await context.new_page()
+    errors = ConsoleErrors()
+    errors.watch(page)
+    await sign_in(page, username, "operator-password")
+    await expect(page.locator("#role")).to_have_text("operator")
+    await page.goto(f"/console/#/configs/{config['id']}")
+
+    await page.click("[data-action=run]")
+    running = page.locator("#runs-in-progress li[data-state=running]")
+    await expect(running).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    await running.locator("[data-action=cancel]").click()
+    await expect(page.locator("#flash")).to_contain_text("is being cancelled")
+    rows = page.locator("#executions tbody tr")
+    await expect(rows).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    await expect(rows.first).to_contain_text("failed")
+    await expect(rows.first).to_contain_text(f"Cancelled by {username}")
+    await expect(page.locator("#runs-in-progress li")).to_have_count(0)
+    await expect(page.locator("#history")).to_contain_text("cancelled")
+    assert errors.messages == []
 
 
 async def test_the_config_page_and_the_audit_log_show_changes(

@@ -48,7 +48,7 @@ async def mark_running(redis: Redis, item: Ending) -> None:
         attempt=1,
         started_at=now,
         deadline=now + 300,
-        exclusive=False,
+        overlap="allow",
         ttl=600,
     )
 

@@ -91,7 +91,7 @@ async def test_two_reapers_record_a_lost_run_once(
         attempt=2,
         started_at=now - 10,
         deadline=now - 1,
-        exclusive=False,
+        overlap="allow",
         ttl=60,
     )
     settings = get_settings()

@@ -1,4 +1,4 @@
-"""Runs and their records: run now, batch run, a config's execution history, one run."""
+"""Runs and their records: run now, batch run, a config's execution history, one run, cancel."""
 
 from typing import Annotated
 
@@ -18,7 +18,7 @@ from backend.schemas.executions import (
     RunQueued,
     RunRequest,
 )
-from backend.services import executions, runs
+from backend.services import cancels, executions, runs
 
 router = APIRouter(prefix="/tasks", tags=["executions"])
 
@@ -109,3 +109,22 @@ async def get_execution(
     redis: RedisDep,
 ) -> ExecutionRead | LiveRunRead:
     return await executions.get_run(session, redis, task_id=task_id)
+
+
+@router.post(
+    "/executions/{task_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "The run has already finished (it has its record)"}},
+)
+async def cancel_execution(
+    task_id: Annotated[Text, Path(min_length=1, max_length=128)],
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+) -> ExecutionRead | LiveRunRead:
+    """Cancel a run: a queued one never starts, a running one stops within 2 seconds; either
+    way one record, `Cancelled by <username>`. 409 once it has finished."""
+    return await cancels.cancel(
+        session, redis, settings=settings, task_id=task_id, actor=principal.actor
+    )

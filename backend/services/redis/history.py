@@ -16,8 +16,8 @@ EVENTS = frozenset(
     {
         "created", "updated", "deleted",
         "started", "paused", "resumed", "stopped", "reloaded", "completed", "auto_paused",
-        "fired", "send_failed", "skipped", "missed", "duplicate",
-        "succeeded", "failed", "timed_out", "retrying", "lost",
+        "fired", "send_failed", "skipped", "buffered", "missed", "duplicate",
+        "succeeded", "failed", "timed_out", "retrying", "lost", "cancelled",
     }
 )  # fmt: skip
 

@@ -1,10 +1,14 @@
 """The `timeout` store: runs queued or in flight, with their deadlines, and each config's lock.
 
 Keys (all under the prefix):
-- `timeout:run:{task_id}`   hash: config_id, trigger, task_type, state (queued|running),
-                            queued_at, started_at, deadline, attempt (epoch seconds)
+- `timeout:run:{task_id}`   hash: config_id, trigger, task_type, state (queued|running|
+                            waiting|cancelled), queued_at, started_at, deadline, attempt
+                            (epoch seconds); `cancel`: the error a cancelled run's record
+                            says; `resend`: the message of a waiting run that was let go
 - `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
-                            records the ones past it as lost
+                            records the ones past it as lost. Also a run cancelled before it
+                            started (due at once: the reaper writes its record) and a waiting
+                            run let go (due at the lease end: the reaper sends it again)
 - `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
                             (entries past their deadline no longer count, so a lost run cannot
                             hold it forever)
@@ -12,12 +16,15 @@ Keys (all under the prefix):
                             in-flight mark: a second delivery of that attempt (a broker
                             redelivery, a fire sent again after its scheduler died) finds it and
                             is dropped; it outlives the run by QUEUED_RUN_TTL_SECONDS, so a
-                            copy still waiting in the queue after the run ended is caught too
+                            copy still waiting in the queue after the run ended is caught too;
+                            its value `cancelled` marks an attempt cancelled before it started
+- `timeout:waiting:{config_id}`  hash: task_id, message: the one scheduled run that waits for
+                            its config's runs in flight (`buffer_one`); let go (`promote`) by
+                            the transaction that records the last of them
 """
 
-import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,13 +33,23 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from backend.services.redis import timeout_scripts as scripts
 from backend.services.redis.keys import key
 
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING, WAITING = scripts.QUEUED, scripts.RUNNING, scripts.WAITING
+CANCELLED = scripts.CANCELLED
 
-# What start() made of a delivery: it runs, or it is refused (overlap), or it is a second
-# delivery of an attempt that already started (or finished) and must not run again.
-Admission = Literal["started", "overlap", "duplicate"]
+# What start() made of a delivery: it runs; it is refused (overlap); it waits for the runs in
+# flight (buffered); it is a second delivery of an attempt that already started (or finished)
+# and must not run again (duplicate); or it was cancelled before it started.
+Admission = Literal["started", "overlap", "buffered", "duplicate", "cancelled"]
+# How start() treats a run of a config that has runs in flight (a scheduled first attempt's
+# overlap policy; any other run is `allow`ed).
+Overlap = Literal["allow", "skip", "buffer_one", "cancel_other"]
+# What cancel() found: a run that had not started (queued, waiting, or between attempts:
+# now it never starts, and a reaper writes its record), a running one (its worker is asked
+# to stop it), one asked already, or nothing live (finished, or never known).
+Cancelled = Literal["queued", "waiting", "running", "already", "gone"]
 
 
 def _run_key(task_id: str) -> str:
@@ -52,6 +69,20 @@ def _config_key(config_id: int | None) -> str:
     return key("timeout", "config", "-" if config_id is None else config_id)
 
 
+def _waiting_key(config_id: int | None) -> str:
+    return key("timeout", "waiting", "-" if config_id is None else config_id)
+
+
+def _run_prefix() -> str:
+    """What a script appends a task id to for its run key (runs it finds in a lock)."""
+    return key("timeout", "run", "")
+
+
+def _attempt_prefix() -> str:
+    """What a script appends `{task_id}:{attempt}` to for an attempt claim."""
+    return key("timeout", "attempt", "")
+
+
 @dataclass(frozen=True)
 class LiveRun:
     task_id: str
@@ -63,6 +94,8 @@ class LiveRun:
     queued_at: datetime | None
     started_at: datetime | None
     deadline: datetime | None
+    cancel: str | None = None  # set once a cancel is asked: the error its record will say
+    resend: str | None = None  # a waiting run let go: its message, sent again if it is lost
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str]) -> "LiveRun":
@@ -77,6 +110,8 @@ class LiveRun:
             queued_at=_when(fields.get("queued_at")),
             started_at=_when(fields.get("started_at")),
             deadline=_when(fields.get("deadline")),
+            cancel=fields.get("cancel") or None,
+            resend=fields.get("resend") or None,
         )
 
 
@@ -84,67 +119,11 @@ def _when(epoch: str | None) -> datetime | None:
     return datetime.fromtimestamp(float(epoch), UTC) if epoch else None
 
 
-# Keep the lock key alive until its latest deadline, then let Redis drop it.
-_EXPIRE_LOCK = """
-local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(last[2])) + 1) end
-"""
-
-# KEYS: run, deadlines, config lock, attempt claim. ARGV: task_id, now, deadline, exclusive,
-# ttl, fields... The attempt claim comes first: a copy of a run already started (or refused)
-# must neither run nor touch the live state its first delivery owns.
-_START = f"""
-if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'EX', tonumber(ARGV[5])) then
-  return 'duplicate'
-end
-local task_id, now, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
-if ARGV[4] == '1' then
-  local others = redis.call('ZCARD', KEYS[3])
-  if redis.call('ZSCORE', KEYS[3], task_id) then others = others - 1 end
-  if others > 0 then
-    redis.call('DEL', KEYS[1])  -- a refused run ends here: drop its `queued` marker
-    return 'overlap'
-  end
-end
-redis.call('ZADD', KEYS[3], deadline, task_id)
-{_EXPIRE_LOCK}
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-redis.call('ZADD', KEYS[2], deadline, task_id)
-return 'started'
-"""
-
-# KEYS: run, deadlines, config lock. ARGV: task_id, attempt, deadline.
-_REQUEUE = f"""
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'state', '{QUEUED}', 'deadline', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-{_EXPIRE_LOCK}
-return 1
-"""
-
-# KEYS: deadlines. ARGV: now, lease_until, limit. Bumping the score is the claim: another
-# reaper sees these entries again only after the lease, by when they are recorded and gone.
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return due
-"""
-
-
-# Redis names a cached script by its SHA-1 (an identifier, not a security measure).
-_SHA1 = {
-    script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
-    for script in (_START, _REQUEUE, _CLAIM)
-}
-
-
 async def _run_script(redis: Redis, script: str, keys: list[str], *args: str | int | float) -> Any:
     """EVALSHA (40 bytes on the hot path, not the script); EVAL loads it when Redis lacks it."""
     try:
-        return await redis.evalsha(_SHA1[script], len(keys), *keys, *args)  # type: ignore[misc]
+        sha = scripts.SHA1[script]
+        return await redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
     except NoScriptError:
         return await redis.eval(script, len(keys), *keys, *args)  # type: ignore[misc]
 
@@ -180,12 +159,17 @@ async def start(
     started_at: float,
     task_type: str = "",
     deadline: float,
-    exclusive: bool,
+    overlap: Overlap = "allow",
     ttl: int,
+    message: str = "",
+    cancel_message: str = "",
 ) -> Admission:
     """Mark an attempt in flight, once: a second delivery of the same task id and attempt is
-    a `duplicate`; with `exclusive`, the run is refused (`overlap`) while another run of its
-    config is in flight. `ttl` keeps the marks (the attempt claim too) past the deadline."""
+    a `duplicate`, one cancelled before it started `cancelled`. While other runs of its
+    config are in flight, `overlap` says what happens: `skip` refuses it (`overlap`),
+    `buffer_one` keeps it (`message`, the delivery as JSON) as the one run that waits, or
+    refuses it if another waits already, `cancel_other` cancels them (`cancel_message`) and
+    starts it. `ttl` keeps the marks (the attempt claim too) past the deadline."""
     fields = {
         "config_id": "" if config_id is None else config_id,
         "trigger": trigger,
@@ -201,21 +185,78 @@ async def start(
         _deadlines_key(),
         _config_key(config_id),
         _attempt_key(task_id, attempt),
+        _waiting_key(config_id),
     ]
-    args = [task_id, time.time(), deadline, int(exclusive), ttl, *flat]
-    admission: Admission = await _run_script(redis, _START, keys, *args)
+    args = [
+        task_id, time.time(), deadline, overlap, ttl, message,
+        _run_prefix(), _attempt_prefix(), cancel_message, *flat,
+    ]  # fmt: skip
+    admission: Admission = await _run_script(redis, scripts.START, keys, *args)
     return admission
 
 
+Requeued = Literal["requeued", "cancelled", "stale"]
+
+
 async def requeue(
-    redis: Redis, *, task_id: str, config_id: int | None, attempt: int, deadline: float
-) -> bool:
+    redis: Redis,
+    *,
+    task_id: str,
+    config_id: int | None,
+    attempt: int,
+    deadline: float,
+    ttl: int,
+) -> Requeued:
     """Between retries the run stays live (and keeps its lock) until the next attempt's start.
 
-    A no-op when the next attempt has already started (it then owns the entry).
+    `stale` when the next attempt has already started (it then owns the entry); `cancelled`
+    when a cancel came while the attempt ran: the next one will not start.
     """
-    keys = [_run_key(task_id), _deadlines_key(), _config_key(config_id)]
-    return bool(await _run_script(redis, _REQUEUE, keys, task_id, attempt, deadline))
+    keys = [
+        _run_key(task_id),
+        _deadlines_key(),
+        _config_key(config_id),
+        _attempt_key(task_id, attempt + 1),
+    ]
+    args: list[str | int | float] = [task_id, attempt, deadline, ttl, time.time()]
+    outcome: Requeued = await _run_script(redis, scripts.REQUEUE, keys, *args)
+    return outcome
+
+
+async def cancel(
+    redis: Redis,
+    *,
+    task_id: str,
+    config_id: int | None,
+    message: str,
+    ttl: int,
+    sent_fire: bool = False,
+) -> Cancelled:
+    """Cancel a run, atomically against its start: one not started never starts (a reaper
+    records it, with `message` as its error), a running one is asked to stop (its worker
+    polls `cancel_requests`). `sent_fire`: a scheduled run its scheduler has sent, which has
+    no live entry until a worker starts it."""
+    keys = [
+        _run_key(task_id),
+        _deadlines_key(),
+        _waiting_key(config_id),
+        _attempt_key(task_id, 1),
+    ]
+    fire_config = str(config_id) if sent_fire and config_id is not None else ""
+    args: list[str | int | float] = [
+        task_id, message, time.time(), _attempt_prefix(), ttl, fire_config,
+    ]  # fmt: skip
+    found: Cancelled = await _run_script(redis, scripts.CANCEL, keys, *args)
+    return found
+
+
+async def cancel_requests(redis: Redis, task_ids: Sequence[str]) -> dict[str, str]:
+    """Of these running runs, the ones asked to cancel, with the message: one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hget(_run_key(task_id), "cancel")
+        found = await pipe.execute()
+    return {task_id: text for task_id, text in zip(task_ids, found, strict=True) if text}
 
 
 def queue_finish_many(pipe: Pipeline, runs: Sequence[tuple[str, int | None]]) -> None:
@@ -231,10 +272,25 @@ def queue_finish_many(pipe: Pipeline, runs: Sequence[tuple[str, int | None]]) ->
     pipe.delete(*(_run_key(task_id) for task_id, _ in runs))
 
 
+def queue_promote(
+    pipe: Pipeline, config_ids: Iterable[int | None], *, lease_seconds: float, ttl: int
+) -> None:
+    """In the transaction of queue_finish_many: let each config's waiting run go if its last
+    run in flight ended. The pipeline's result holds, per config, the message to send or None.
+
+    EVAL, not EVALSHA: a script missing from Redis's cache would fail inside the transaction.
+    """
+    now = time.time()
+    for config_id in config_ids:
+        keys = [_config_key(config_id), _waiting_key(config_id), _deadlines_key()]
+        pipe.eval(scripts.PROMOTE, len(keys), *keys, now, now + lease_seconds, _run_prefix(), ttl)
+
+
 async def claim_due(redis: Redis, *, lease_seconds: float, limit: int = 100) -> list[LiveRun]:
     """Claim started runs past their deadline for this reaper, for `lease_seconds`."""
     now = time.time()
-    task_ids = await _run_script(redis, _CLAIM, [_deadlines_key()], now, now + lease_seconds, limit)
+    keys = [_deadlines_key()]
+    task_ids = await _run_script(redis, scripts.CLAIM, keys, now, now + lease_seconds, limit)
     if not task_ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:

@@ -25,7 +25,7 @@ export function can(role) {
 
 // What each part of the console needs (the API's rule for the routes it calls).
 export const NEEDS = {
-  run: "operator", // run now, batch run
+  run: "operator", // run now, batch run, cancel a run
   schedule: "operator", // start, pause, resume, stop, reload
   edit: "admin", // create, update, delete configs
   allTokens: "admin", // everyone's API tokens

@@ -1,5 +1,5 @@
 // One config: its fields and live state, the actions its status (and the signed-in role)
-// allows, run now, the executions (newest first, paged, filter by outcome), a duration chart,
+// allows, run now (and cancel of the runs started here), the executions (newest first, paged, filter by outcome), a duration chart,
 // its schedule history and its changes (the audit trail: who, when, field: old → new).
 
 import * as api from "../api.js";
@@ -143,6 +143,7 @@ export function configPage(id) {
   const parts = {
     head: h("div", { className: "page-head" }),
     flash: h("div", { id: "flash", "aria-live": "polite" }),
+    inProgress: h("div", { id: "runs-in-progress" }),
     note: h("div", { id: "schedule-note-box" }),
     details: h("div", {}),
     stats: h("div", {}),
@@ -218,6 +219,27 @@ export function configPage(id) {
     return h("div", { className: "actions" }, runNow, actions, edit, remove);
   }
 
+  // The runs started here that have not finished, each with Cancel for who may run them.
+  function inProgress() {
+    const live = [...pending.entries()];
+    if (live.length === 0) return null;
+    return h("ul", { className: "runs-in-progress" }, live.map(([taskId, run]) => h(
+      "li",
+      { dataset: { taskId, state: run.state } },
+      h("code", {}, taskId.slice(0, 8)),
+      ` ${run.state}`,
+      can(NEEDS.run) && run.state !== "cancelling" && h("button", {
+        type: "button",
+        className: "danger",
+        dataset: { action: "cancel" },
+        onclick: () => act("Cancel", async () => {
+          pending.set(taskId, await api.request("POST", `/tasks/executions/${taskId}/cancel`));
+          flash(`Run ${taskId.slice(0, 8)} is being cancelled.`);
+        }),
+      }, "Cancel"),
+    )));
+  }
+
   async function livePending() {
     // Runs started from this page: queued -> running -> gone once their record is listed.
     const entries = await Promise.all(
@@ -251,6 +273,7 @@ export function configPage(id) {
       ? h("p", { className: "alert alert-warn schedule-note", role: "note" },
         h("strong", {}, "Note: "), h("span", { id: "schedule-note" }, config.schedule_note))
       : null);
+    replace(parts.inProgress, inProgress());
     replace(parts.details, details(config, new Map(channels.map((c) => [c.id, c]))));
     replace(parts.stats, statsBlock(config.stats));
     replace(parts.nextRuns, config.scheduler_type === "manual"
@@ -298,6 +321,7 @@ export function configPage(id) {
       noteField,
       parts.note,
       parts.flash,
+      parts.inProgress,
       h("div", { className: "columns" },
         h("section", { className: "card" }, h("h2", {}, "Configuration"), parts.details),
         h("section", { className: "card" }, h("h2", {}, "Runs"), parts.stats, parts.chart)),
