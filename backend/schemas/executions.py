@@ -56,6 +56,9 @@ class ExecutionRead(BaseModel):
     error_message: str | None
     trigger: Trigger
     attempts: int
+    scheduled_for: datetime | None = Field(
+        description="The nominal fire time the run was for (scheduled, backfill); null for manual"
+    )
 
 
 class LiveRunRead(BaseModel):
@@ -69,6 +72,7 @@ class LiveRunRead(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     deadline: datetime | None
+    scheduled_for: datetime | None = None
 
 
 class ExecutionStats(BaseModel):

@@ -1,9 +1,11 @@
-"""The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
+"""The worker process: `taskiq worker backend.worker:broker --max-fails 1 --ack-type when_received`.
 
 Adds the worker-side middlewares (recording, then retries: the order matters, see
 backend/worker/recording.py), opens the resources and starts the record buffer and the reaper
 in the worker startup event, flushes and stops them on shutdown, and imports every task
-module so the worker runs each type by name.
+module (built-in, entry points, TASK_MODULES) so the worker runs each type by name; a module
+that fails to import stops the worker here, before it takes any run. A run of a type this
+worker lacks ends in a failed record (backend/worker/unknown.py).
 """
 
 import asyncio
@@ -17,14 +19,15 @@ from backend.config import get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
 from backend.tasks import load_all, registry
-from backend.worker import notifier, reaper
+from backend.worker import notifier, reaper, unknown
 from backend.worker.buffer import RecordBuffer
 from backend.worker.recording import RecordingMiddleware
 from backend.worker.retries import retry_middleware
 
 __all__ = ["broker"]
 
-load_all()
+load_all(get_settings().task_module_names)
+unknown.install(broker)
 metrics.initialise([task_type.name for task_type in registry.all_types()])
 broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))
 

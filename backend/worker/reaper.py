@@ -36,6 +36,7 @@ async def reap_once(resources: Resources, settings: Settings) -> int:
                 trigger=run.trigger,
                 attempts=max(run.attempt, 1),
                 error_message=LOST_ERROR,
+                scheduled_for=run.scheduled_for,
             ),
             event="lost",
             task_type=run.task_type,

@@ -29,6 +29,7 @@ from backend.models import TRIGGERS, Trigger
 from backend.resources import Resources
 from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
+from backend.tasks import context as run_context
 from backend.tasks.registry import SKIPPED, is_skipped
 from backend.worker.buffer import RecordBuffer
 from backend.worker.records import Ending, Outcome
@@ -99,6 +100,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             trigger=trigger,
             task_type=message.task_name,
             attempt=attempt,
+            scheduled_for=run_context.scheduled_for(labels),
             started_at=float(labels.get(STARTED_AT, now)),
             deadline=deadline,
             exclusive=exclusive,
@@ -192,6 +194,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             attempts=int(message.labels[ATTEMPT]),
             result=value,
             error_message=error,
+            scheduled_for=run_context.scheduled_for(message.labels),
         )
         await self.records.add(Ending(outcome=outcome, event=event, task_type=message.task_name))
 

@@ -2,7 +2,8 @@
 
 Keys (all under the prefix):
 - `timeout:run:{task_id}`   hash: config_id, trigger, task_type, state (queued|running),
-                            queued_at, started_at, deadline, attempt (epoch seconds)
+                            queued_at, started_at, deadline, attempt (epoch seconds),
+                            scheduled_for (ISO 8601, the nominal fire time, for the reaper)
 - `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
                             records the ones past it as lost
 - `timeout:config:{id}`     sorted set: a config's started runs by deadline; the overlap lock
@@ -63,6 +64,7 @@ class LiveRun:
     queued_at: datetime | None
     started_at: datetime | None
     deadline: datetime | None
+    scheduled_for: datetime | None = None
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str]) -> "LiveRun":
@@ -77,6 +79,11 @@ class LiveRun:
             queued_at=_when(fields.get("queued_at")),
             started_at=_when(fields.get("started_at")),
             deadline=_when(fields.get("deadline")),
+            scheduled_for=(
+                datetime.fromisoformat(fields["scheduled_for"])
+                if fields.get("scheduled_for")
+                else None
+            ),
         )
 
 
@@ -179,6 +186,7 @@ async def start(
     attempt: int,
     started_at: float,
     task_type: str = "",
+    scheduled_for: datetime | None = None,
     deadline: float,
     exclusive: bool,
     ttl: int,
@@ -194,6 +202,7 @@ async def start(
         "attempt": attempt,
         "started_at": started_at,
         "deadline": deadline,
+        "scheduled_for": scheduled_for.isoformat() if scheduled_for else "",
     }
     flat = [item for pair in fields.items() for item in pair]
     keys = [
