@@ -49,6 +49,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{CONFIG}/executions"): "viewer",
     ("POST", f"{CONFIG}/actions/{{action}}"): "operator",
     ("POST", f"{CONFIG}/run"): "operator",
+    ("POST", f"{CONFIG}/backfill"): "operator",
     ("POST", f"{V1}/tasks/run"): "operator",
     ("GET", f"{V1}/tasks/executions/{{task_id}}"): "viewer",
     ("GET", f"{V1}/tasks/status"): "viewer",

@@ -83,15 +83,18 @@ async def kick(
     config: TaskConfig,
     trigger: Trigger,
     parameters: dict[str, Any] | None = None,
+    task_id: str | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> RunQueued:
-    """Send one run of `config` (with `parameters` instead of its own, if given); its
-    `queued` marker is removed again if sending fails."""
+    """Send one run of `config` (with `parameters` instead of its own, if given; under
+    `task_id`, else a fresh one; `labels` added to the config's); its `queued` marker is
+    removed again if sending fails."""
     if parameters is None:
         run_parameters = config_validation.stored_parameters(config)
     else:
         run_parameters = config_validation.check_parameters(config.task_type, parameters)
     await broker_client.connect(broker, settings.broker_send_timeout_seconds)
-    task_id = uuid.uuid4().hex
+    task_id = task_id or uuid.uuid4().hex
     queued_at = datetime.now(UTC)
     await live_runs.mark_queued(
         redis,
@@ -105,7 +108,7 @@ async def kick(
             broker,
             task_name=config.task_type,
             task_id=task_id,
-            labels=labels_for(config, trigger=trigger),
+            labels={**labels_for(config, trigger=trigger), **(labels or {})},
             parameters=run_parameters,
             timeout=settings.broker_send_timeout_seconds,
         )
@@ -190,3 +193,38 @@ async def kick_many(
         )  # fmt: skip
         await session.commit()
     return items
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run to send under a task id of its own choosing, with labels of its own."""
+
+    task_id: str
+    labels: dict[str, Any]
+
+
+async def kick_each(
+    *,
+    broker: AioPikaBroker,
+    redis: Redis,
+    settings: Settings,
+    config: TaskConfig,
+    trigger: Trigger,
+    planned: list[PlannedRun],
+) -> tuple[list[RunQueued], list[PlannedRun]]:
+    """Send the runs of one config in order: the ones sent, and the ones not sent because
+    the broker or Redis failed midway (as batch run does: nothing sent yet, it raises)."""
+    sent: list[RunQueued] = []
+    for index, run in enumerate(planned):
+        try:
+            queued = await kick(
+                broker=broker, redis=redis, settings=settings, config=config, trigger=trigger,
+                task_id=run.task_id, labels=run.labels,
+            )  # fmt: skip
+        except _SEND_FAILURES as exc:
+            if not sent:
+                raise  # nothing sent: a 503, safe to retry as a whole
+            logger.error("runs of config %s not sent from %s on: %s", config.id, run.task_id, exc)
+            return sent, planned[index:]
+        sent.append(queued)
+    return sent, []

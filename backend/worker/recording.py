@@ -87,9 +87,12 @@ class RecordingMiddleware(TaskiqMiddleware):
         attempt = int(labels.get("_retries", 0)) + 1
         config_id = _config_id(message)
         trigger = _trigger(message)
-        # Only a scheduled run's first attempt may be refused: a retry continues an admitted run.
+        # Only a scheduled (or backfill) run's first attempt may be refused: a retry continues
+        # an admitted run. A backfill carries its own overlap_policy label.
         exclusive = (
-            trigger == "scheduled" and labels.get("overlap_policy") == "skip" and attempt == 1
+            trigger in ("scheduled", "backfill")
+            and labels.get("overlap_policy") == "skip"
+            and attempt == 1
         )
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds

@@ -6,6 +6,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,44 @@ async def test_a_type_from_task_modules_runs_through_api_and_worker(
     assert record["result"]["attempt"] == "1/1"
     assert record["scheduled_for"] is None
     assert len(await records(sessionmaker, config_id)) == 1
+
+
+async def test_a_backfilled_run_gets_its_fire_time_in_its_context(
+    worker: Worker,
+    api: ApiServer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    superuser_headers: dict[str, str],
+) -> None:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    async with httpx.AsyncClient(base_url=api.base_url, headers=superuser_headers) as http:
+        created = await http.post(
+            "/api/v1/tasks/configs",
+            json={
+                "name": f"hourly-report-{uuid.uuid4().hex[:8]}",
+                "task_type": "example.report",
+                "scheduler_type": "cron",
+                "schedule_config": {"cron_expression": "0 * * * *"},
+                "parameters": {"name": "sales", "period_minutes": 60},
+                "max_retries": 2,
+            },
+        )
+        config_id = created.json()["id"]
+        sent = await http.post(
+            f"/api/v1/tasks/configs/{config_id}/backfill",
+            json={"start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat()},
+        )
+        assert sent.status_code == 202, sent.text
+
+    async def both() -> list[Any]:
+        return await records(sessionmaker, config_id)
+
+    found = await eventually(both, lambda rows: len(rows) == 2, timeout=30)
+    for record in found:
+        assert record.is_success, record.error_message
+        assert record.result["trigger"] == "backfill"
+        assert record.result["period_end"] == record.scheduled_for.isoformat()
+        assert record.result["attempt"] == "1/3"
+    assert sorted(r.scheduled_for for r in found) == [end - timedelta(hours=1), end]
 
 
 async def test_a_run_of_a_type_the_worker_lacks_ends_in_one_failed_record(

@@ -263,5 +263,20 @@ async def get(redis: Redis, task_id: str) -> LiveRun | None:
     return LiveRun.from_hash(task_id, fields) if fields else None
 
 
+async def seen_among(redis: Redis, task_ids: Sequence[str]) -> tuple[set[str], set[str]]:
+    """Of the runs, those queued or in flight, and those whose first attempt a worker has
+    taken (started, finished or refused): one round trip for any number."""
+    if not task_ids:
+        return set(), set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.exists(_run_key(task_id))
+            pipe.exists(_attempt_key(task_id, 1))
+        found = await pipe.execute()
+    live = {task_id for task_id, exists in zip(task_ids, found[::2], strict=True) if exists}
+    taken = {task_id for task_id, exists in zip(task_ids, found[1::2], strict=True) if exists}
+    return live, taken
+
+
 async def count_in_flight(redis: Redis) -> int:
     return int(await redis.zcard(_deadlines_key()))
