@@ -148,7 +148,8 @@ async def backfill(
         broker=broker, redis=redis, settings=settings, config=config, trigger="backfill",
         planned=planned,
     )  # fmt: skip
-    sent_fires = due[: len(sent)]
+    sent_ids = {queued.task_id for queued in sent}
+    sent_fires = [fire for fire, run in zip(due, planned, strict=True) if run.task_id in sent_ids]
     summary: dict[str, Any] = {
         "start": request.start.isoformat(),
         "end": request.end.isoformat(),
@@ -169,5 +170,5 @@ async def backfill(
         task_ids=[run.task_id for run in sent],
         occurrences=sent_fires,
         skipped=list(skipped.values()),
-        not_sent=due[len(sent) :],
+        not_sent=[fire for fire, run in zip(due, planned, strict=True) if run in not_sent],
     )

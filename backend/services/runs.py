@@ -37,6 +37,7 @@ from backend.services.redis import timeout as live_runs
 logger = logging.getLogger(__name__)
 
 _SEND_FAILURES: tuple[type[Exception], ...] = (StoreUnavailable, *UNAVAILABLE_ERRORS)
+SEND_CONCURRENCY = 32  # runs of one batch in the broker's hands at once, awaiting confirms
 
 
 def labels_for(config: TaskConfig, *, trigger: Trigger) -> dict[str, Any]:
@@ -211,20 +212,35 @@ async def kick_each(
     config: TaskConfig,
     trigger: Trigger,
     planned: list[PlannedRun],
+    concurrency: int = SEND_CONCURRENCY,
 ) -> tuple[list[RunQueued], list[PlannedRun]]:
-    """Send the runs of one config in order: the ones sent, and the ones not sent because
-    the broker or Redis failed midway (as batch run does: nothing sent yet, it raises)."""
-    sent: list[RunQueued] = []
-    for index, run in enumerate(planned):
-        try:
-            queued = await kick(
-                broker=broker, redis=redis, settings=settings, config=config, trigger=trigger,
-                task_id=run.task_id, labels=run.labels,
-            )  # fmt: skip
-        except _SEND_FAILURES as exc:
-            if not sent:
-                raise  # nothing sent: a 503, safe to retry as a whole
-            logger.error("runs of config %s not sent from %s on: %s", config.id, run.task_id, exc)
-            return sent, planned[index:]
-        sent.append(queued)
-    return sent, []
+    """Send the runs of one config, oldest first, `concurrency` at a time (publisher
+    confirms are a round trip each): the ones sent, and the ones not sent because the broker
+    or Redis failed midway, after which none is started. As batch run does: if nothing was
+    sent, the failure is raised (a 503, safe to retry as a whole)."""
+    await broker_client.connect(broker, settings.broker_send_timeout_seconds)
+    outcomes: list[RunQueued | None] = [None] * len(planned)
+    failures: list[BaseException] = []
+    slots = asyncio.Semaphore(concurrency)
+
+    async def send_one(index: int, run: PlannedRun) -> None:
+        async with slots:
+            if failures:
+                return  # the broker or Redis failed: send no more
+            try:
+                outcomes[index] = await kick(
+                    broker=broker, redis=redis, settings=settings, config=config,
+                    trigger=trigger, task_id=run.task_id, labels=run.labels,
+                )  # fmt: skip
+            except _SEND_FAILURES as exc:
+                failures.append(exc)
+
+    await asyncio.gather(*(send_one(index, run) for index, run in enumerate(planned)))
+    sent = [queued for queued in outcomes if queued is not None]
+    if failures and not sent:
+        raise failures[0]
+    if failures:
+        logger.error("%d runs of config %s not sent: %s", len(planned) - len(sent), config.id,
+                     failures[0])  # fmt: skip
+    not_sent = [run for run, queued in zip(planned, outcomes, strict=True) if queued is None]
+    return sent, not_sent

@@ -4,12 +4,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import TaskExecution
 from backend.services import backfill
 from backend.services.redis import timeout as live_runs
+from tests.api.test_executions import purge_task_queue
 from tests.support.auth import bearer_for, create_user, unique_username
 from tests.support.factories import create_config
 from tests.support.runs import events
@@ -88,6 +91,45 @@ async def test_a_backfill_sends_once_per_occurrence_and_again_skips_them(
     [row] = [r for r in trail.json()["items"] if r["action"] == "run.backfill"]
     assert row["changes"]["count"] == 5
     assert row["changes"]["overlap_policy"] == "allow"
+    await purge_task_queue()  # no worker in this module; later tests read the queue
+
+
+async def test_a_broker_failing_midway_returns_the_runs_sent_and_the_rest(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    superuser_headers: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = await create_config(session, **HOURLY)
+    kick = app.state.broker.kick
+    sent: list[object] = []
+
+    async def fail_after_two(message: object) -> None:
+        if len(sent) >= 2:
+            raise ConnectionError("connection reset by peer")
+        sent.append(message)
+        await kick(message)
+
+    monkeypatch.setattr(app.state.broker, "kick", fail_after_two)
+    first = (await client.post(url(config.id), json=body(), headers=superuser_headers)).json()
+    assert first["count"] == 2
+    assert len(first["not_sent"]) == 4
+    assert sorted(times([*first["occurrences"], *first["not_sent"]])) == HOURS
+
+    monkeypatch.setattr(app.state.broker, "kick", kick)
+    again = (await client.post(url(config.id), json=body(), headers=superuser_headers)).json()
+    assert sorted(again["occurrences"]) == sorted(first["not_sent"])
+    assert [s["reason"] for s in again["skipped"]] == ["in_flight", "in_flight"]
+
+    def nothing_sent(message: object) -> None:
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(app.state.broker, "kick", nothing_sent)
+    other = await create_config(session, **HOURLY)
+    refused = await client.post(url(other.id), json=body(), headers=superuser_headers)
+    assert refused.status_code == 503
+    await purge_task_queue()
 
 
 async def test_an_interval_is_backfilled_on_its_grid(
