@@ -45,6 +45,9 @@ class TaskType:
 
 _types: dict[str, TaskType] = {}
 
+# What a task function may take besides its parameters model, by keyword.
+PASSED = ("resources", "context")
+
 TaskFunction = Callable[..., Awaitable[Any]]
 
 
@@ -55,6 +58,16 @@ def task_type(
         if name in _types:
             raise ValueError(f"task type {name!r} is already registered")
         wanted = inspect.signature(function).parameters
+        unknown = [
+            arg
+            for arg, parameter in list(wanted.items())[1:]
+            if arg not in PASSED and parameter.default is parameter.empty
+        ]
+        if unknown:  # caught at import (the process does not start), not at the first run
+            raise TypeError(
+                f"task type {name!r}: {function.__name__}() takes {', '.join(unknown)}, but "
+                f"only the parameters model and {' and '.join(PASSED)} are passed"
+            )
 
         async def run(context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
             if is_skipped(context.message):

@@ -112,3 +112,13 @@ def test_entry_point_modules_are_imported(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(TaskModuleError, match="'no_such_module_16c' \\(from entry point 'broken'"):
         load_all()
     assert groups == [ENTRY_POINT_GROUP]
+
+
+def test_a_task_taking_what_nobody_passes_is_refused_at_registration() -> None:
+    with pytest.raises(TypeError, match="takes ctx, but only the parameters model and resources"):
+
+        @registry.task_type("test.ctx", description="Wrong name.", parameters=EchoParameters)
+        async def wrong(params: EchoParameters, ctx: RunContext) -> None:
+            return None
+
+    assert registry.get("test.ctx") is None
