@@ -1,4 +1,4 @@
-"""The worker process: `taskiq worker backend.worker:broker --max-fails 1 --ack-type when_received`.
+"""The worker process: `taskiq worker backend.worker:broker --ack-type when_received`.
 
 Adds the worker-side middlewares (recording, then retries: the order matters, see
 backend/worker/recording.py), opens the resources and starts the record buffer and the reaper
@@ -18,15 +18,20 @@ from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
-from backend.tasks import load_all, registry
+from backend.tasks import TaskModuleError, load_all, registry
 from backend.worker import notifier, reaper, unknown
 from backend.worker.buffer import RecordBuffer
 from backend.worker.recording import RecordingMiddleware
 from backend.worker.retries import retry_middleware
+from backend.worker.startup import stop_the_process_manager
 
 __all__ = ["broker"]
 
-load_all(get_settings().task_module_names)
+try:
+    load_all(get_settings().task_module_names)
+except TaskModuleError:
+    stop_the_process_manager()
+    raise
 unknown.install(broker)
 metrics.initialise([task_type.name for task_type in registry.all_types()])
 broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))

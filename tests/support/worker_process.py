@@ -37,7 +37,7 @@ async def consumer_count(queue: str) -> int:
 
 
 class Worker:
-    """`taskiq worker backend.worker:broker --workers 1 --max-fails 1 --ack-type when_received`."""
+    """`taskiq worker backend.worker:broker --workers 1 --ack-type when_received`."""
 
     def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
@@ -56,8 +56,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [
                     sys.executable, "-m", "taskiq", "worker", "backend.worker:broker",
-                    "--workers", "1", "--max-fails", "1", "--ack-type", "when_received",
-                    "--shutdown-timeout", "3",
+                    "--workers", "1", "--ack-type", "when_received", "--shutdown-timeout", "3",
                 ],
                 env={**os.environ, **self.env},
                 stdout=log,
