@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+from typing import Any
 
 from aio_pika.exceptions import AMQPError
+from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from backend.config import Settings, get_settings
@@ -13,10 +15,20 @@ logger = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
-def build_broker(settings: Settings) -> AioPikaBroker:
+class TaskhubBroker(AioPikaBroker):
+    """With a `fallback_task` set (the worker sets it), a message naming a task this process
+    lacks runs that task instead: taskiq's receiver would ack and drop it, with no record."""
+
+    fallback_task: AsyncTaskiqDecoratedTask[Any, Any] | None = None
+
+    def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
+        return super().find_task(task_name) or self.fallback_task
+
+
+def build_broker(settings: Settings) -> TaskhubBroker:
     # A classic queue, because RabbitMQ 3.x honours message priorities only on classic queues
     # declared with x-max-priority; quorum queues (the library default) would ignore them.
-    return AioPikaBroker(
+    return TaskhubBroker(
         url=settings.rabbitmq_url,
         exchange=Exchange(name=settings.rabbitmq_exchange),
         task_queues=[

@@ -81,8 +81,16 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
 
+    # Task types from other packages: comma-separated module paths the API and every worker
+    # import at start (besides the `taskhub.tasks` entry points); see backend/tasks/__init__.py.
+    task_modules: str = ""
+
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
+
+    @property
+    def task_module_names(self) -> list[str]:
+        return [name.strip() for name in self.task_modules.split(",") if name.strip()]
 
     @model_validator(mode="after")
     def _refuse_short_metrics_token(self) -> Self:

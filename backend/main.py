@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging()
-    load_all()
+    load_all(settings.task_module_names)  # raises TaskModuleError: the API does not start
     metrics.initialise([task_type.name for task_type in registry.all_types()])
     app = FastAPI(title="Taskhub", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -51,6 +51,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/tasks/schedules/preview"): "viewer",  # computes only, stores nothing
     ("POST", f"{CONFIG}/actions/{{action}}"): "operator",
     ("POST", f"{CONFIG}/run"): "operator",
+    ("POST", f"{CONFIG}/backfill"): "operator",
     ("POST", f"{V1}/tasks/run"): "operator",
     ("GET", f"{V1}/tasks/executions/{{task_id}}"): "viewer",
     ("POST", f"{V1}/tasks/executions/{{task_id}}/cancel"): "operator",

@@ -7,6 +7,7 @@ from backend.api.routes import (
     apply,
     audit,
     auth,
+    backfill,
     configs,
     executions,
     notifications,
@@ -27,6 +28,7 @@ api_router.include_router(configs.router)
 api_router.include_router(schedules.router)
 api_router.include_router(schedules.preview_router)
 api_router.include_router(executions.router)
+api_router.include_router(backfill.router)
 api_router.include_router(status.router)
 api_router.include_router(audit.router)
 api_router.include_router(notifications.router)

@@ -56,6 +56,9 @@ class ExecutionRead(BaseModel):
     error_message: str | None
     trigger: Trigger
     attempts: int
+    scheduled_for: datetime | None = Field(
+        description="The nominal fire time the run was for (scheduled, backfill); null for manual"
+    )
 
 
 class LiveRunRead(BaseModel):
@@ -75,6 +78,7 @@ class LiveRunRead(BaseModel):
     cancel: str | None = Field(
         default=None, description="Once cancelled: the error message its record will carry"
     )
+    scheduled_for: datetime | None = None
 
 
 class ExecutionStats(BaseModel):

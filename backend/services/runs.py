@@ -37,6 +37,7 @@ from backend.services.redis import timeout as live_runs
 logger = logging.getLogger(__name__)
 
 _SEND_FAILURES: tuple[type[Exception], ...] = (StoreUnavailable, *UNAVAILABLE_ERRORS)
+SEND_CONCURRENCY = 32  # runs of one batch in the broker's hands at once, awaiting confirms
 
 
 def labels_for(config: TaskConfig, *, trigger: Trigger) -> dict[str, Any]:
@@ -83,15 +84,18 @@ async def kick(
     config: TaskConfig,
     trigger: Trigger,
     parameters: dict[str, Any] | None = None,
+    task_id: str | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> RunQueued:
-    """Send one run of `config` (with `parameters` instead of its own, if given); its
-    `queued` marker is removed again if sending fails."""
+    """Send one run of `config` (with `parameters` instead of its own, if given; under
+    `task_id`, else a fresh one; `labels` added to the config's); its `queued` marker is
+    removed again if sending fails."""
     if parameters is None:
         run_parameters = config_validation.stored_parameters(config)
     else:
         run_parameters = config_validation.check_parameters(config.task_type, parameters)
     await broker_client.connect(broker, settings.broker_send_timeout_seconds)
-    task_id = uuid.uuid4().hex
+    task_id = task_id or uuid.uuid4().hex
     queued_at = datetime.now(UTC)
     await live_runs.mark_queued(
         redis,
@@ -105,7 +109,7 @@ async def kick(
             broker,
             task_name=config.task_type,
             task_id=task_id,
-            labels=labels_for(config, trigger=trigger),
+            labels={**labels_for(config, trigger=trigger), **(labels or {})},
             parameters=run_parameters,
             timeout=settings.broker_send_timeout_seconds,
         )
@@ -190,3 +194,53 @@ async def kick_many(
         )  # fmt: skip
         await session.commit()
     return items
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run to send under a task id of its own choosing, with labels of its own."""
+
+    task_id: str
+    labels: dict[str, Any]
+
+
+async def kick_each(
+    *,
+    broker: AioPikaBroker,
+    redis: Redis,
+    settings: Settings,
+    config: TaskConfig,
+    trigger: Trigger,
+    planned: list[PlannedRun],
+    concurrency: int = SEND_CONCURRENCY,
+) -> tuple[list[RunQueued], list[PlannedRun]]:
+    """Send the runs of one config, oldest first, `concurrency` at a time (publisher
+    confirms are a round trip each): the ones sent, and the ones not sent because the broker
+    or Redis failed midway, after which none is started. As batch run does: if nothing was
+    sent, the failure is raised (a 503, safe to retry as a whole)."""
+    await broker_client.connect(broker, settings.broker_send_timeout_seconds)
+    outcomes: list[RunQueued | None] = [None] * len(planned)
+    failures: list[BaseException] = []
+    slots = asyncio.Semaphore(concurrency)
+
+    async def send_one(index: int, run: PlannedRun) -> None:
+        async with slots:
+            if failures:
+                return  # the broker or Redis failed: send no more
+            try:
+                outcomes[index] = await kick(
+                    broker=broker, redis=redis, settings=settings, config=config,
+                    trigger=trigger, task_id=run.task_id, labels=run.labels,
+                )  # fmt: skip
+            except _SEND_FAILURES as exc:
+                failures.append(exc)
+
+    await asyncio.gather(*(send_one(index, run) for index, run in enumerate(planned)))
+    sent = [queued for queued in outcomes if queued is not None]
+    if failures and not sent:
+        raise failures[0]
+    if failures:
+        logger.error("%d runs of config %s not sent: %s", len(planned) - len(sent), config.id,
+                     failures[0])  # fmt: skip
+    not_sent = [run for run, queued in zip(planned, outcomes, strict=True) if queued is None]
+    return sent, not_sent

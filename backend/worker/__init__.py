@@ -3,8 +3,10 @@
 Adds the worker-side middlewares (recording, then retries: the order matters, see
 backend/worker/recording.py), opens the resources and starts the record buffer, the reaper,
 the notifier and the cancel poll (backend/worker/cancels.py) in the worker startup event,
-flushes and stops them on shutdown, and imports every task module so the worker runs each
-type by name.
+flushes and stops them on shutdown, and imports every task module (built-in, entry points,
+TASK_MODULES) so the worker runs each type by name; a module that fails to import stops the
+worker here, before it takes any run. A run of a type this worker lacks ends in a failed
+record (backend/worker/unknown.py).
 """
 
 import asyncio
@@ -17,17 +19,23 @@ from backend.broker import broker
 from backend.config import get_settings
 from backend.log import configure_logging
 from backend.resources import Resources
-from backend.tasks import load_all, registry
+from backend.tasks import TaskModuleError, load_all, registry
 from backend.tasks.registry import GUARD
-from backend.worker import notifier, reaper
+from backend.worker import notifier, reaper, unknown
 from backend.worker.buffer import RecordBuffer
 from backend.worker.cancels import RunningRuns
 from backend.worker.recording import RecordingMiddleware
 from backend.worker.retries import retry_middleware
+from backend.worker.startup import stop_the_process_manager
 
 __all__ = ["broker"]
 
-load_all()
+try:
+    load_all(get_settings().task_module_names)
+except TaskModuleError:
+    stop_the_process_manager()
+    raise
+unknown.install(broker)
 metrics.initialise([task_type.name for task_type in registry.all_types()])
 broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))
 

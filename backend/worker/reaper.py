@@ -65,6 +65,7 @@ def _ending(run: live_runs.LiveRun, now: datetime) -> Ending:
             # A run cancelled before its first attempt made none.
             attempts=run.attempt if cancelled else max(run.attempt, 1),
             error_message=run.cancel if cancelled else LOST_ERROR,
+            scheduled_for=run.scheduled_for,
         ),
         event="cancelled" if cancelled else "lost",
         task_type=run.task_type,

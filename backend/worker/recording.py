@@ -31,6 +31,7 @@ from backend.models import TRIGGERS, Trigger
 from backend.resources import Resources
 from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
+from backend.tasks import context as run_context
 from backend.tasks.registry import SKIPPED, is_skipped
 from backend.worker.buffer import RecordBuffer
 from backend.worker.cancels import RunCancelled
@@ -53,10 +54,11 @@ _OVERLAP_POLICIES: frozenset[str] = frozenset({"skip", "buffer_one", "cancel_oth
 
 
 def _overlap(message: TaskiqMessage, trigger: Trigger, attempt: int) -> live_runs.Overlap:
-    """Only a scheduled run's first attempt meets its overlap policy: a retry continues an
-    admitted run, and manual runs always run."""
+    """Only a scheduled (or backfill) run's first attempt meets its overlap policy: a retry
+    continues an admitted run, and manual runs always run. A backfill carries its own
+    overlap_policy label."""
     policy = str(message.labels.get("overlap_policy", "allow"))
-    if trigger != "scheduled" or attempt != 1 or policy not in _OVERLAP_POLICIES:
+    if trigger not in ("scheduled", "backfill") or attempt != 1 or policy not in _OVERLAP_POLICIES:
         return "allow"
     return policy  # type: ignore[return-value]
 
@@ -112,6 +114,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             trigger=trigger,
             task_type=message.task_name,
             attempt=attempt,
+            scheduled_for=run_context.scheduled_for(labels),
             started_at=float(labels.get(STARTED_AT, now)),
             deadline=deadline,
             overlap=overlap,
@@ -231,6 +234,7 @@ class RecordingMiddleware(TaskiqMiddleware):
             attempts=int(message.labels[ATTEMPT]),
             result=value,
             error_message=error,
+            scheduled_for=run_context.scheduled_for(message.labels),
         )
         await self.records.add(Ending(outcome=outcome, event=event, task_type=message.task_name))
 

@@ -45,6 +45,7 @@ class Outcome:
     attempts: int
     result: Any = None
     error_message: str | None = None
+    scheduled_for: datetime | None = None  # the nominal fire time; None for manual runs
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,15 @@ class Ending:
 _INSERT_MANY = """
 WITH inserted AS (
     INSERT INTO task_executions (task_id, config_id, is_success, started_at, completed_at,
-        duration_seconds, result, error_message, trigger, attempts)
+        duration_seconds, result, error_message, trigger, attempts, scheduled_for)
     SELECT r.task_id, c.id, r.is_success, r.started_at, r.completed_at,
-        r.duration_seconds, r.result::jsonb, r.error_message, r.trigger, r.attempts
+        r.duration_seconds, r.result::jsonb, r.error_message, r.trigger, r.attempts,
+        r.scheduled_for
     FROM unnest($1::varchar[], $2::integer[], $3::boolean[], $4::timestamptz[],
-        $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::varchar[], $10::integer[])
+        $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::varchar[], $10::integer[],
+        $11::timestamptz[])
         AS r(task_id, config_id, is_success, started_at, completed_at, duration_seconds,
-            result, error_message, trigger, attempts)
+            result, error_message, trigger, attempts, scheduled_for)
     LEFT JOIN task_configs AS c ON c.id = r.config_id
     ON CONFLICT (task_id) DO NOTHING
     RETURNING task_id, config_id, is_success, started_at, completed_at, error_message, trigger
@@ -112,6 +115,7 @@ async def record_many(connection: asyncpg.Connection, *, outcomes: Sequence[Outc
         [o.error_message for o in outcomes],
         [o.trigger for o in outcomes],
         [o.attempts for o in outcomes],
+        [o.scheduled_for for o in outcomes],
     )
     return {row["task_id"] for row in rows}
 

@@ -89,6 +89,7 @@ async def test_two_reapers_record_a_lost_run_once(
         config_id=config.id,
         trigger="scheduled",
         attempt=2,
+        scheduled_for=datetime(2026, 12, 1, 6, tzinfo=UTC),
         started_at=now - 10,
         deadline=now - 1,
         overlap="allow",
@@ -99,5 +100,6 @@ async def test_two_reapers_record_a_lost_run_once(
     assert sum(counts) == 1
     [record] = await records(sessionmaker, config.id)
     assert (record.trigger, record.attempts, record.is_success) == ("scheduled", 2, False)
+    assert record.scheduled_for == datetime(2026, 12, 1, 6, tzinfo=UTC)  # the fire it was for
     assert 9 < record.duration_seconds < 12
     assert await reap_once(resources, settings) == 0

@@ -16,7 +16,7 @@ EVENTS = frozenset(
     {
         "created", "updated", "deleted",
         "started", "paused", "resumed", "stopped", "reloaded", "completed", "auto_paused",
-        "fired", "send_failed", "skipped", "buffered", "missed", "duplicate",
+        "fired", "send_failed", "skipped", "buffered", "missed", "duplicate", "backfill",
         "succeeded", "failed", "timed_out", "retrying", "lost", "cancelled",
     }
 )  # fmt: skip

@@ -4,7 +4,8 @@ Keys (all under the prefix):
 - `timeout:run:{task_id}`   hash: config_id, trigger, task_type, state (queued|running|
                             waiting|cancelled), queued_at, started_at, deadline, attempt
                             (epoch seconds); `cancel`: the error a cancelled run's record
-                            says; `resend`: the message of a waiting run that was let go
+                            says; `resend`: the message of a waiting run that was let go;
+                            scheduled_for (ISO 8601, the nominal fire time, for the reaper)
 - `timeout:deadlines`       sorted set: task ids of started runs by deadline; the reaper
                             records the ones past it as lost. Also a run cancelled before it
                             started (due at once: the reaper writes its record) and a waiting
@@ -96,6 +97,7 @@ class LiveRun:
     deadline: datetime | None
     cancel: str | None = None  # set once a cancel is asked: the error its record will say
     resend: str | None = None  # a waiting run let go: its message, sent again if it is lost
+    scheduled_for: datetime | None = None
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str]) -> "LiveRun":
@@ -112,6 +114,11 @@ class LiveRun:
             deadline=_when(fields.get("deadline")),
             cancel=fields.get("cancel") or None,
             resend=fields.get("resend") or None,
+            scheduled_for=(
+                datetime.fromisoformat(fields["scheduled_for"])
+                if fields.get("scheduled_for")
+                else None
+            ),
         )
 
 
@@ -158,6 +165,7 @@ async def start(
     attempt: int,
     started_at: float,
     task_type: str = "",
+    scheduled_for: datetime | None = None,
     deadline: float,
     overlap: Overlap = "allow",
     ttl: int,
@@ -178,6 +186,7 @@ async def start(
         "attempt": attempt,
         "started_at": started_at,
         "deadline": deadline,
+        "scheduled_for": scheduled_for.isoformat() if scheduled_for else "",
     }
     flat = [item for pair in fields.items() for item in pair]
     keys = [
@@ -308,6 +317,21 @@ async def claim_due(redis: Redis, *, lease_seconds: float, limit: int = 100) -> 
 async def get(redis: Redis, task_id: str) -> LiveRun | None:
     fields: dict[str, str] = await redis.hgetall(_run_key(task_id))  # type: ignore[assignment]
     return LiveRun.from_hash(task_id, fields) if fields else None
+
+
+async def seen_among(redis: Redis, task_ids: Sequence[str]) -> tuple[set[str], set[str]]:
+    """Of the runs, those queued or in flight, and those whose first attempt a worker has
+    taken (started, finished or refused): one round trip for any number."""
+    if not task_ids:
+        return set(), set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.exists(_run_key(task_id))
+            pipe.exists(_attempt_key(task_id, 1))
+        found = await pipe.execute()
+    live = {task_id for task_id, exists in zip(task_ids, found[::2], strict=True) if exists}
+    taken = {task_id for task_id, exists in zip(task_ids, found[1::2], strict=True) if exists}
+    return live, taken
 
 
 async def count_in_flight(redis: Redis) -> int:

@@ -9,7 +9,7 @@ const LIMIT = 20;
 export const ACTIONS = [
   "config.create", "config.update", "config.delete",
   "schedule.start", "schedule.pause", "schedule.resume", "schedule.stop", "schedule.reload",
-  "run.now", "run.batch",
+  "run.now", "run.batch", "run.backfill",
   "user.create", "user.update",
   "token.create", "token.revoke",
   "channel.create", "channel.update", "channel.delete",

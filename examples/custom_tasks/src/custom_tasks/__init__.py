@@ -1,0 +1,1 @@
+"""Example task types from outside Taskhub: `example.report` (custom_tasks.reports)."""
