@@ -49,11 +49,12 @@ def _field_error(field: str, message: str) -> InvalidInput:
 def _grid_anchor(spec: ScheduleSpec, anchor: datetime | None, start: datetime) -> datetime | None:
     """Cron has no anchor to keep (every occurrence in the range counts, also those before the
     schedule was started). An interval keeps its schedule's grid (anchored when it was
-    started), stepped back to before `start`; one never started runs on a grid from `start`."""
+    started), stepped back to before `start`; one never started the grid of a start at
+    `start` (its first fire one interval later, as a real start's)."""
     if not isinstance(spec, IntervalSpec):
         return None
     if anchor is None:
-        return start - spec.every
+        return start
     steps = max(0, -(-(anchor - start) // spec.every)) + 1
     return anchor - steps * spec.every
 

@@ -195,3 +195,20 @@ async def test_a_viewer_may_not_backfill(client: httpx.AsyncClient, session: Asy
         url(config.id), json=body(dry_run=True), headers=bearer_for(operator.id)
     )
     assert dry.status_code == 200
+
+
+async def test_a_started_interval_is_backfilled_on_its_grid_before_its_start(
+    client: httpx.AsyncClient, session: AsyncSession, superuser_headers: dict
+) -> None:
+    config = await create_config(
+        session, scheduler_type="interval", schedule_config={"minutes": 30}
+    )
+    started = await client.post(
+        f"/api/v1/tasks/configs/{config.id}/actions/start", headers=superuser_headers
+    )
+    anchor = datetime.fromisoformat(started.json()["next_run_at"]) - timedelta(minutes=30)
+    response = await client.post(url(config.id), json=body(dry_run=True), headers=superuser_headers)
+    found = times(response.json()["occurrences"])
+    assert found, response.text
+    assert all((anchor - fire) % timedelta(minutes=30) == timedelta(0) for fire in found)
+    await client.post(f"/api/v1/tasks/configs/{config.id}/actions/stop", headers=superuser_headers)
