@@ -187,7 +187,9 @@ async def count_per_request(env: dict[str, str], access: str) -> dict[str, Count
     return found
 
 
-async def measure(env: dict[str, str]) -> tuple[dict[str, list[Round]], dict[str, Counts]]:
+async def measure(
+    env: dict[str, str], *, rounds_per_path: int = ROUNDS, seconds: float = SECONDS
+) -> tuple[dict[str, list[Round]], dict[str, Counts]]:
     async with served(env) as base:
         access = await token(base)
         host, port = base.removeprefix("http://").split(":")
@@ -197,20 +199,20 @@ async def measure(env: dict[str, str]) -> tuple[dict[str, list[Round]], dict[str
         try:
             for path in ENDPOINTS:
                 await load(clients, path, 1.0)  # warm-up: connections, caches
-                rounds[path] = [await load(clients, path, SECONDS) for _ in range(ROUNDS)]
+                rounds[path] = [await load(clients, path, seconds) for _ in range(rounds_per_path)]
         finally:
             for client in clients:
                 await client.close()
     return rounds, await count_per_request(env, access)
 
 
-async def prepare(env: dict[str, str]) -> None:
+async def prepare(env: dict[str, str], n: int) -> None:
     url = env["DATABASE_URL"]
     await create_migrated_database(url)
     redis = Redis.from_url(env["REDIS_URL"], decode_responses=True)
     try:
         with fleet.environment(env):
-            configs = await fleet.create_configs(plain_dsn(url), N)
+            configs = await fleet.create_configs(plain_dsn(url), n)
             await fleet.start_all(redis, configs)
     finally:
         await redis.aclose()
@@ -259,21 +261,27 @@ def render(rounds: dict[str, list[Round]], counts: dict[str, Counts]) -> str:
     return "\n".join(lines)
 
 
-async def run() -> str:
+async def run_measured(
+    *, n: int = N, rounds: int = ROUNDS, seconds: float = SECONDS
+) -> tuple[dict[str, list[Round]], dict[str, Counts]]:
     env = {
         **common.isolated_env("api"),
         "FIRST_SUPERUSER": ADMIN["username"],
         "FIRST_SUPERUSER_PASSWORD": ADMIN["password"],
     }
     try:
-        await prepare(env)
-        rounds, counts = await measure(env)
+        await prepare(env, n)
+        found, counts = await measure(env, rounds_per_path=rounds, seconds=seconds)
     finally:
         await cleanup(env)
-    for path, found in rounds.items():
-        if not any(r.latencies for r in found):
+    for path, measured in found.items():
+        if not any(r.latencies for r in measured):
             raise RuntimeError(f"no successful request to {path}")
-    return render(rounds, counts)
+    return found, counts
+
+
+async def run() -> str:
+    return render(*await run_measured())
 
 
 if __name__ == "__main__":

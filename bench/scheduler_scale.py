@@ -101,7 +101,7 @@ async def wait_ready(process: subprocess.Popen, queue: str, *, until: float, wha
     await common.wait_for(probe, timeout=max(1.0, until - time.time()), what=f"{what} ready")
 
 
-async def _collect(arrivals: mq.Arrivals, boundary: float, n: int, *, by_fire_time: bool) -> Burst:
+async def collect(arrivals: mq.Arrivals, boundary: float, n: int, *, by_fire_time: bool) -> Burst:
     if by_fire_time:
         fire_at = datetime.fromtimestamp(boundary, UTC)
 
@@ -130,7 +130,7 @@ async def stock_peer(n: int, redis: Redis) -> StockResult:
         await wait_ready(process, env["RABBITMQ_QUEUE"], until=boundary - 1, what="stock scheduler")
         async with mq.consuming(env["RABBITMQ_QUEUE"]) as arrivals:
             await sleep_until(boundary)
-            burst = await _collect(arrivals, boundary, n, by_fire_time=False)
+            burst = await collect(arrivals, boundary, n, by_fire_time=False)
         rss = rss_mib(psutil.Process(process.pid))
     finally:
         common.stop(process)
@@ -187,7 +187,7 @@ async def _run_taskhub(env: dict[str, str], n: int, first: float) -> TaskhubResu
             for i in range(BOUNDARIES):
                 boundary = first + 60 * i
                 before = cpu_seconds(watched)
-                bursts.append(await _collect(arrivals, boundary, n, by_fire_time=True))
+                bursts.append(await collect(arrivals, boundary, n, by_fire_time=True))
                 await sleep_until(boundary + 60 - CPU_BEFORE)
                 cpu.append(cpu_seconds(watched) - before)
         return TaskhubResult(bursts, cpu, rss_mib(watched))

@@ -376,7 +376,7 @@ class Result:
         return common.median(figures[contender])
 
 
-async def measure(n: int = N, repeats: int = REPEATS) -> Result:
+async def measure(n: int = N, repeats: int = REPEATS, warmup: int = WARMUP) -> Result:
     result = Result(n=n)
     processes = Processes()
     async with (
@@ -386,7 +386,7 @@ async def measure(n: int = N, repeats: int = REPEATS) -> Result:
     ):
         contenders = {"raw": raw, "taskhub": taskhub, "celery": celery}
         for repetition in contenders.values():
-            await repetition(WARMUP)
+            await repetition(warmup)
         for _ in range(repeats):
             for name, repetition in contenders.items():
                 worker = name in WORKERS
