@@ -7,16 +7,21 @@ from aio_pika.exceptions import AMQPError
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from backend.config import Settings, get_settings
+from backend.publisher import PipelinedBroker
 
 logger = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
 
 
-def build_broker(settings: Settings) -> AioPikaBroker:
+def build_broker(
+    settings: Settings, *, kind: type[AioPikaBroker] = PipelinedBroker
+) -> AioPikaBroker:
+    """`kind`: the library's AioPikaBroker for a peer that must publish as stock taskiq does
+    (bench/stock_scheduler.py)."""
     # A classic queue, because RabbitMQ 3.x honours message priorities only on classic queues
     # declared with x-max-priority; quorum queues (the library default) would ignore them.
-    return AioPikaBroker(
+    return kind(
         url=settings.rabbitmq_url,
         exchange=Exchange(name=settings.rabbitmq_exchange),
         task_queues=[
