@@ -15,6 +15,7 @@ nothing. Delayed messages and label-routed queues go through the library's kick.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ from taskiq_aio_pika import AioPikaBroker
 from taskiq_aio_pika.broker import parse_val
 
 MAX_BATCH = 500  # publishes per socket write (about 300 kB at Taskhub's message size)
+# Confirms outstanding at most: aiormq walks every outstanding confirm on each of RabbitMQ's
+# `multiple` acks, so a burst of 10,000 unbounded costs more than its publishes.
+MAX_UNCONFIRMED = 1000
 PERSISTENT = 2  # AMQP delivery mode
 
 
@@ -49,6 +53,8 @@ class PipelinedBroker(AioPikaBroker):
         super().__init__(*args, **kwargs)
         self._pending: list[_Publish] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._unconfirmed = 0
+        self._room: asyncio.Future[None] | None = None  # set when confirms free the window
 
     async def kick(self, message: BrokerMessage) -> None:
         if message.labels.get("delay") is not None or len(self._task_queues) != 1:
@@ -75,6 +81,9 @@ class PipelinedBroker(AioPikaBroker):
         await asyncio.sleep(0)  # the publishes started in the same iteration join this batch
         try:
             while self._pending:
+                while self._unconfirmed >= MAX_UNCONFIRMED:
+                    self._room = asyncio.get_running_loop().create_future()
+                    await self._room
                 batch = [p for p in self._pending[:MAX_BATCH] if not p.done.done()]
                 del self._pending[:MAX_BATCH]
                 try:
@@ -100,40 +109,51 @@ class PipelinedBroker(AioPikaBroker):
         )
         async with amqp.lock:  # aiormq's: delivery tags in the order the frames are written
             frames: list[Any] = []
+            confirmations: dict[int, asyncio.Future[Any]] = {}
             for publish in batch:
                 amqp.delivery_tag += 1
-                confirmation = amqp.create_future()
-                amqp.confirmations[amqp.delivery_tag] = confirmation
-                confirmation.add_done_callback(_settle(publish.done))
+                confirmation = confirmations[amqp.delivery_tag] = amqp.create_future()
+                confirmation.add_done_callback(self._settle(publish.done))
+                self._unconfirmed += 1
                 frames += [
                     publish_frame,
                     ContentHeader(properties=publish.properties, body_size=len(publish.body)),
                     *_chunks(publish.body, amqp.max_content_size),
                 ]
+            amqp.confirmations.update(confirmations)
             drained = amqp.create_future()
-            await amqp.write_queue.put(
-                ChannelFrame.marshall(
-                    channel_number=amqp.number, frames=frames, drain_future=drained
+            try:
+                await amqp.write_queue.put(
+                    ChannelFrame.marshall(
+                        channel_number=amqp.number, frames=frames, drain_future=drained
+                    )
                 )
-            )
-            await drained
+                await drained
+            except BaseException:  # not written, or not known to be: no confirm will come
+                for tag, confirmation in confirmations.items():
+                    amqp.confirmations.pop(tag, None)
+                    confirmation.cancel()
+                raise
+
+    def _settle(self, done: asyncio.Future[None]) -> Callable[[asyncio.Future[Any]], None]:
+        """Pass a publisher confirm (or the channel's failure) on to the waiting kick."""
+
+        def copy(confirmation: asyncio.Future[Any]) -> None:
+            self._unconfirmed -= 1
+            room = self._room
+            if room is not None and not room.done() and self._unconfirmed < MAX_UNCONFIRMED:
+                room.set_result(None)
+            if done.done():
+                return
+            if confirmation.cancelled():
+                done.set_exception(ChannelInvalidStateError("publish not confirmed"))
+            elif (error := confirmation.exception()) is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+
+        return copy
 
 
 def _chunks(body: bytes, size: int) -> list[ContentBody]:
     return [ContentBody(body[i : i + size]) for i in range(0, len(body), size)]
-
-
-def _settle(done: asyncio.Future[None]) -> Any:
-    """Pass a publisher confirm (or the channel's failure) on to the waiting kick."""
-
-    def copy(confirmation: asyncio.Future[Any]) -> None:
-        if done.done():
-            return
-        if confirmation.cancelled():
-            done.set_exception(ChannelInvalidStateError("publish not confirmed"))
-        elif (error := confirmation.exception()) is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(None)
-
-    return copy
