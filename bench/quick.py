@@ -132,7 +132,8 @@ async def throughput_section(n: int) -> list[str]:
 
 
 async def api_section(n: int) -> list[str]:
-    rounds, counts = await api_load.run_measured(n=n, rounds=1, seconds=3.0)
+    found, counts = await api_load.run_measured(n=n, rounds=1, seconds=3.0, baseline=False)
+    rounds = found[api_load.TASKHUB]
     lines = [f"API, {n:,} configs, {api_load.CLIENTS} clients (p50 / p99 ms, req/s, SQL, Redis):"]
     for path in api_load.ENDPOINTS:
         p50, p99, rps, errors = api_load.median_round(rounds[path])

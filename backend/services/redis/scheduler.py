@@ -154,6 +154,42 @@ async def read_states(redis: Redis, config_ids: list[int]) -> dict[int, Schedule
     return {cid: ScheduleState.from_hash(raw) for cid, raw in zip(config_ids, raws, strict=True)}
 
 
+class ScheduleView(NamedTuple):
+    """What a listing shows of a schedule's state."""
+
+    status: ScheduleStatus
+    next_run_at: datetime | None
+    note: str | None
+
+
+# KEYS: state hashes. Flat: status, next_run_at, note of each (nil where unset).
+_VIEWS = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local fields = redis.call('HMGET', key, 'status', 'next_run_at', 'note')
+  out[3 * i - 2], out[3 * i - 1], out[3 * i] = fields[1], fields[2], fields[3]
+end
+return out
+"""
+
+
+async def read_views(redis: Redis, config_ids: list[int]) -> dict[int, ScheduleView]:
+    """The listed part of many configs' states in one call: three fields each, not the
+    whole hash (its plan is most of it)."""
+    if not config_ids:
+        return {}
+    script = redis.register_script(_VIEWS)
+    flat = await script(keys=[state_key(config_id) for config_id in config_ids])
+    views = {}
+    for i, config_id in enumerate(config_ids):
+        status, next_run, note = flat[3 * i : 3 * i + 3]
+        status = status or "inactive"
+        if status not in SCHEDULE_STATUSES:
+            raise ValueError(f"unknown schedule status {status!r} in Redis")
+        views[config_id] = ScheduleView(status, _parse_time(next_run), note or None)
+    return views
+
+
 def queue_state(pipe: Pipeline, config_id: int, state: ScheduleState) -> None:
     """Write the state hash and move the id into its status set, in the caller's pipeline.
 
