@@ -53,6 +53,9 @@ class PipelinedBroker(AioPikaBroker):
         super().__init__(*args, **kwargs)
         self._pending: list[_Publish] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._publish_loop: asyncio.AbstractEventLoop | None = (
+            None  # the state below is this loop's
+        )
         self._unconfirmed = 0
         self._room: asyncio.Future[None] | None = None  # set when confirms free the window
 
@@ -72,6 +75,12 @@ class PipelinedBroker(AioPikaBroker):
                 priority=parse_val(int, message.labels.get(self._label_for_priority)),
             ),
         )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        if loop is not self._publish_loop:
+            # The broker is built at import and may outlive an event loop (tests, a second
+            # asyncio.run): what the old loop left (a flusher, confirms) will never settle.
+            self._publish_loop, self._pending, self._flusher = loop, [], None
+            self._unconfirmed, self._room = 0, None
         self._pending.append(publish)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())

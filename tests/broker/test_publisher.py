@@ -16,7 +16,7 @@ from taskiq_aio_pika import AioPikaBroker
 
 from backend.broker import build_broker
 from backend.config import get_settings
-from backend.publisher import PipelinedBroker
+from backend.publisher import MAX_UNCONFIRMED, PipelinedBroker
 from tests.support.infra import delete_queues
 
 AMQP_URL = get_settings().rabbitmq_url
@@ -127,3 +127,16 @@ async def test_a_delayed_message_goes_through_the_library_path(broker: Pipelined
 
 def get_queue(broker: PipelinedBroker) -> str:
     return broker._task_queues[0].name
+
+
+async def test_state_left_by_another_event_loop_does_not_stall_publishing(
+    broker: PipelinedBroker,
+) -> None:
+    # The module-level broker outlives a loop (a second asyncio.run): confirms that loop
+    # still counted as outstanding will never come.
+    dead = asyncio.new_event_loop()
+    dead.close()
+    broker._publish_loop, broker._unconfirmed = dead, MAX_UNCONFIRMED
+    await asyncio.wait_for(kicker(broker, "after").kiq(), timeout=10)
+    got = await drain(get_queue(broker), 1)
+    assert got[0].headers["task_id"] == "after"
