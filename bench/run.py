@@ -28,6 +28,7 @@ BENCHES = (
     "bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.api_load", "bench.curves",
 )  # fmt: skip
 OUTPUT = common.ROOT / "docs" / "benchmarks.md"
+PROFILES = common.ROOT / "bench" / "profiles.md"
 COMMAND = "make bench  # = .venv/bin/python -m bench.run"
 LIBRARIES = ("taskiq", "taskiq-aio-pika", "taskiq-redis", "celery", "fastapi", "sqlalchemy")
 
@@ -106,6 +107,8 @@ async def main() -> int:
         if not ok:
             failed.append(module_name)
     total = time.monotonic() - started
+    if PROFILES.exists():  # notes written by hand: what the profiles showed
+        sections.append(PROFILES.read_text().strip())
     document = "\n".join(
         [
             "# Benchmarks",
