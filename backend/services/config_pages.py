@@ -29,7 +29,9 @@ from backend.services import executions
 from backend.services.redis import scheduler as schedule_state
 
 CACHED_VERSIONS = 20_000  # rendered rows kept (about 600 bytes each)
-LIVE_FIELDS = {"schedule_status", "next_run_at", "schedule_note", "stats", "recent_history"}
+LIVE_FIELDS = {
+    "schedule_status", "next_run_at", "schedule_note", "remaining_runs", "stats", "recent_history",
+}  # fmt: skip
 _COLUMNS = list(TaskConfig.__table__.columns)
 _JSON_COLUMNS = {c.name for c in _COLUMNS if isinstance(c.type, JSONB)}
 _SELECTED = [cast(c, Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in _COLUMNS]
@@ -41,15 +43,24 @@ class _Live(BaseModel):
     schedule_status: ScheduleStatus
     next_run_at: datetime | None
     schedule_note: str | None
+    remaining_runs: int | None
     stats: ExecutionStats | None = None
     recent_history: None = None
 
 
-_rendered: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+_rendered: OrderedDict[tuple[int, int], tuple[bytes, int | None]] = OrderedDict()
 
 
-def _stored_part(row: Any) -> bytes:
-    """`{...stored fields, "schedule_description": ...` (no closing brace), once per version."""
+def remaining_runs(max_runs: int | None, *, status: str, fired: int) -> int | None:
+    """Scheduled fires `max_runs` still allows (an inactive schedule's count starts anew)."""
+    if max_runs is None:
+        return None
+    return max(0, max_runs - (fired if status != "inactive" else 0))
+
+
+def _stored_part(row: Any) -> tuple[bytes, int | None]:
+    """`{...stored fields, "schedule_description": ...` (no closing brace) and the schedule's
+    max_runs, once per row version."""
     version = (row.id, int(row.xmin))
     found = _rendered.get(version)
     if found is not None:
@@ -60,7 +71,10 @@ def _stored_part(row: Any) -> bytes:
         for c, v in zip(_COLUMNS, row, strict=False)
     }
     read = TaskConfigRead.model_validate(fields)
-    rendered = read.model_dump_json(exclude=LIVE_FIELDS).encode()[:-1]
+    rendered = (
+        read.model_dump_json(exclude=LIVE_FIELDS).encode()[:-1],
+        read.schedule_config.get("max_runs"),
+    )
     _rendered[version] = rendered
     if len(_rendered) > CACHED_VERSIONS:
         _rendered.popitem(last=False)
@@ -92,13 +106,15 @@ async def render_page(
     items = []
     for row in rows:
         view = views[row.id]
+        stored, max_runs = _stored_part(row)
         live = _Live(
             schedule_status=view.status,
             # Only an active schedule has a next run; a paused one keeps no stale time on show.
             next_run_at=view.next_run_at if view.status == "active" else None,
             schedule_note=view.note,
+            remaining_runs=remaining_runs(max_runs, status=view.status, fired=view.fired),
             stats=stats.get(row.id),
         )
-        items.append(_stored_part(row) + b"," + live.model_dump_json().encode()[1:])
+        items.append(stored + b"," + live.model_dump_json().encode()[1:])
     tail = json.dumps({"total": total or 0, "limit": limit, "offset": offset})[1:]
     return b'{"items":[' + b",".join(items) + b"]," + tail.encode()

@@ -235,6 +235,9 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     read.next_run_at = state.next_run_at if state.status == "active" else None
     read.schedule_note = state.note
+    read.remaining_runs = config_pages.remaining_runs(
+        config.schedule_config.get("max_runs"), status=state.status, fired=state.fired
+    )
     return read
 
 

@@ -34,6 +34,11 @@ async def test_the_page_is_what_page_of_task_config_read_would_say(
         assert created.status_code == 201, created.text
         ids.append(created.json()["id"])
     await set_schedule_state(redis, ids[1], schedule_state.ScheduleState("paused", note="why"))
+    limited = sleep_config(name=f"{tag}-3", schedule_config={"minutes": 5, "max_runs": 5})
+    created = await client.post(CONFIGS, json=limited, headers=superuser_headers)
+    assert created.status_code == 201, created.text
+    ids.append(created.json()["id"])
+    await set_schedule_state(redis, ids[3], schedule_state.ScheduleState("active", fired=2))
 
     page = await listed(client, superuser_headers, tag)
 
@@ -42,10 +47,12 @@ async def test_the_page_is_what_page_of_task_config_read_would_say(
         config = await session.get(TaskConfig, config_id)
         assert config is not None
         expected.append(await configs.present(session, redis, config=config))
-    wanted = Page[TaskConfigRead](items=expected, total=3, limit=100, offset=0)
+    wanted = Page[TaskConfigRead](items=expected, total=4, limit=100, offset=0)
     assert page == wanted.model_dump(mode="json")
     assert page["items"][1]["schedule_status"] == "paused"
     assert page["items"][1]["schedule_note"] == "why"
+    assert page["items"][3]["remaining_runs"] == 3
+    assert page["items"][0]["remaining_runs"] is None
 
 
 async def test_a_changed_config_shows_changed_on_the_next_page(

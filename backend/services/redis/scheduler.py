@@ -1,7 +1,8 @@
 """The `scheduler` store: each config's schedule state and its queued fire entries.
 
 Keys (all on the configured prefix):
-- `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON)
+- `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON), note,
+  fired (scheduled fires sent since the schedule was started, for `max_runs`)
 - `schedule_status:{status}` set of config ids per status other than `inactive` (which is
   the absence of a set membership), so listings filter by status without reading every hash
 - `schedule:data:{schedule_id}` the entry: a taskiq ScheduledTask as JSON
@@ -101,6 +102,7 @@ class ScheduleState:
     anchor: datetime | None = None
     plan: dict[str, Any] | None = None
     note: str | None = None  # the last action's note (or a pause on failure's), until the next
+    fired: int = 0  # scheduled fires sent since the last start (counted with their `fired` event)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> "ScheduleState":
@@ -116,6 +118,7 @@ class ScheduleState:
             anchor=_parse_time(raw.get("anchor")),
             plan=json.loads(raw["plan"]) if raw.get("plan") else None,
             note=raw.get("note") or None,
+            fired=int(raw.get("fired") or 0),
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -126,6 +129,7 @@ class ScheduleState:
             "anchor": self.anchor.isoformat() if self.anchor else "",
             "plan": json.dumps(self.plan) if self.plan is not None else "",
             "note": self.note or "",
+            "fired": str(self.fired),
         }
 
 
@@ -160,14 +164,16 @@ class ScheduleView(NamedTuple):
     status: ScheduleStatus
     next_run_at: datetime | None
     note: str | None
+    fired: int = 0
 
 
-# KEYS: state hashes. Flat: status, next_run_at, note of each (nil where unset).
+_VIEW_FIELDS = ("status", "next_run_at", "note", "fired")
+# KEYS: state hashes. Flat: the _VIEW_FIELDS of each (nil where unset).
 _VIEWS = """
 local out = {}
-for i, key in ipairs(KEYS) do
-  local fields = redis.call('HMGET', key, 'status', 'next_run_at', 'note')
-  out[3 * i - 2], out[3 * i - 1], out[3 * i] = fields[1], fields[2], fields[3]
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HMGET', key, 'status', 'next_run_at', 'note', 'fired')
+  for j = 1, 4 do out[#out + 1] = fields[j] end
 end
 return out
 """
@@ -180,13 +186,16 @@ async def read_views(redis: Redis, config_ids: list[int]) -> dict[int, ScheduleV
         return {}
     script = redis.register_script(_VIEWS)
     flat = await script(keys=[state_key(config_id) for config_id in config_ids])
+    size = len(_VIEW_FIELDS)
     views = {}
     for i, config_id in enumerate(config_ids):
-        status, next_run, note = flat[3 * i : 3 * i + 3]
+        status, next_run, note, fired = flat[size * i : size * (i + 1)]
         status = status or "inactive"
         if status not in SCHEDULE_STATUSES:
             raise ValueError(f"unknown schedule status {status!r} in Redis")
-        views[config_id] = ScheduleView(status, _parse_time(next_run), note or None)
+        views[config_id] = ScheduleView(
+            status, _parse_time(next_run), note or None, int(fired or 0)
+        )
     return views
 
 
