@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
-.PHONY: run test test-fast test-stress lint format lock migrate services chromium bench fuzz clean
+.PHONY: run test test-fast test-stress lint format lock migrate services chromium bench bench-quick fuzz clean
 
 # The lock (requirements/*.txt, `make lock`) has every package at an exact version with its
 # hashes: the install is the same on every machine, and pip resolves nothing (`pip check`
@@ -85,6 +85,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml requirements/bench.txt
 # Writes docs/benchmarks.md; exits non-zero if a measurement failed (not if a target is missed).
 bench: $(BENCH_STAMP) services
 	$(PY) -m bench.run
+
+# Every bench at a small N in about a minute, printed (no file written): a change's before/after.
+bench-quick: $(BENCH_STAMP) services
+	$(PY) -m bench.quick
 
 # Compiles requirements/{bench,dev,main}.txt from pyproject.toml with pip-tools, keeping every
 # pin that still fits (a few minutes: it asks the package index). `make lock UPGRADE=1` moves

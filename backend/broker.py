@@ -9,13 +9,14 @@ from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from backend.config import Settings, get_settings
+from backend.publisher import PipelinedBroker
 
 logger = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
 
 
-class TaskhubBroker(AioPikaBroker):
+class TaskhubBroker(PipelinedBroker):
     """With a `fallback_task` set (the worker sets it), a message naming a task this process
     lacks runs that task instead: taskiq's receiver would ack and drop it, with no record."""
 
@@ -26,9 +27,15 @@ class TaskhubBroker(AioPikaBroker):
 
 
 def build_broker(settings: Settings) -> TaskhubBroker:
+    return TaskhubBroker(**broker_options(settings))
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """The queues and connection of every broker; a peer that must publish as stock taskiq
+    does builds the library's AioPikaBroker from them (bench/stock_scheduler.py)."""
     # A classic queue, because RabbitMQ 3.x honours message priorities only on classic queues
     # declared with x-max-priority; quorum queues (the library default) would ignore them.
-    return TaskhubBroker(
+    return dict(
         url=settings.rabbitmq_url,
         exchange=Exchange(name=settings.rabbitmq_exchange),
         task_queues=[

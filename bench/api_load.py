@@ -14,9 +14,12 @@ import contextlib
 import os
 import socket
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
@@ -32,6 +35,10 @@ ROUNDS = 3
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "7"))
 ENDPOINTS = ("/api/v1/tasks/configs?limit=100", "/api/v1/users/me")
 ADMIN = {"username": "admin@example.com", "password": "bench-admin-password"}
+TASKHUB, BASELINE = "this", "baseline"
+# The API as it was before the performance work (issue 18): the contender of the targets.
+BASELINE_COMMIT = os.environ.get("BENCH_API_BASELINE", "09e41a8")
+TARGETS = {ENDPOINTS[0]: (3.0, 500.0), ENDPOINTS[1]: (1.5, None)}  # x baseline's req/s, p99
 
 
 @dataclass(frozen=True)
@@ -111,13 +118,27 @@ async def load(clients: list[KeepAliveClient], path: str, seconds: float) -> Rou
     return Round(latencies, errors, time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def baseline_checkout(commit: str) -> Iterator[Path]:
+    """A detached git worktree of `commit` (the API before the change), removed after."""
+    path = Path(tempfile.mkdtemp(prefix="taskhub-api-baseline-"))
+    git = ["git", "-C", str(common.ROOT), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(path), commit], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "remove", "--force", str(path)], check=False, capture_output=True)
+
+
 @contextlib.asynccontextmanager
-async def served(env: dict[str, str]) -> AsyncIterator[str]:
+async def served(env: dict[str, str], root: Path = common.ROOT) -> AsyncIterator[str]:
     port = free_port()
     process = common.start(
         ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        env, "api",
+         "--no-access-log", "--log-level", "warning",
+         # Idle while the other contender is measured: keep its clients' connections open.
+         "--timeout-keep-alive", "600"],
+        env, f"api-{root.name}", root=root,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -187,30 +208,46 @@ async def count_per_request(env: dict[str, str], access: str) -> dict[str, Count
     return found
 
 
-async def measure(env: dict[str, str]) -> tuple[dict[str, list[Round]], dict[str, Counts]]:
-    async with served(env) as base:
-        access = await token(base)
-        host, port = base.removeprefix("http://").split(":")
-        headers = {"Authorization": f"Bearer {access}"}
-        clients = [KeepAliveClient(host, int(port), headers) for _ in range(CLIENTS)]
-        rounds: dict[str, list[Round]] = {}
+async def measure(
+    env: dict[str, str],
+    *,
+    roots: dict[str, Path],
+    rounds_per_path: int = ROUNDS,
+    seconds: float = SECONDS,
+) -> tuple[dict[str, dict[str, list[Round]]], dict[str, Counts]]:
+    """Rounds per contender (a checkout serving the same database) and endpoint; the
+    contenders alternate within each round, so a noisy neighbour hits them alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, list[KeepAliveClient]] = {}
+        for name, root in roots.items():
+            base = await stack.enter_async_context(served(env, root))
+            access = await token(base)
+            host, port = base.removeprefix("http://").split(":")
+            headers = {"Authorization": f"Bearer {access}"}
+            clients[name] = [KeepAliveClient(host, int(port), headers) for _ in range(CLIENTS)]
+        found: dict[str, dict[str, list[Round]]] = {name: {} for name in roots}
         try:
             for path in ENDPOINTS:
-                await load(clients, path, 1.0)  # warm-up: connections, caches
-                rounds[path] = [await load(clients, path, SECONDS) for _ in range(ROUNDS)]
+                for name in roots:
+                    await load(clients[name], path, 1.0)  # warm-up: connections, caches
+                    found[name][path] = []
+                for _ in range(rounds_per_path):
+                    for name in roots:
+                        found[name][path].append(await load(clients[name], path, seconds))
         finally:
-            for client in clients:
-                await client.close()
-    return rounds, await count_per_request(env, access)
+            for made in clients.values():
+                for client in made:
+                    await client.close()
+    return found, await count_per_request(env, access)
 
 
-async def prepare(env: dict[str, str]) -> None:
+async def prepare(env: dict[str, str], n: int) -> None:
     url = env["DATABASE_URL"]
     await create_migrated_database(url)
     redis = Redis.from_url(env["REDIS_URL"], decode_responses=True)
     try:
         with fleet.environment(env):
-            configs = await fleet.create_configs(plain_dsn(url), N)
+            configs = await fleet.create_configs(plain_dsn(url), n)
             await fleet.start_all(redis, configs)
     finally:
         await redis.aclose()
@@ -234,24 +271,48 @@ def median_round(rounds: list[Round]) -> tuple[float, float, float, int]:
     )
 
 
-def render(rounds: dict[str, list[Round]], counts: dict[str, Counts]) -> str:
+def render(
+    rounds: dict[str, dict[str, list[Round]]], counts: dict[str, Counts], *, n: int, seconds: float
+) -> str:
+    names = list(rounds)
     lines = [
-        f"## API under load: {N:,} configs, {CLIENTS} concurrent clients",
+        f"## API under load: {n:,} configs, {CLIENTS} concurrent clients",
         "",
-        f"One uvicorn worker; {CLIENTS} keep-alive clients in the bench process (same cores),"
-        f" {ROUNDS} rounds of {SECONDS:.0f} s per endpoint; median round shown.",
+        f"One uvicorn worker per contender; {CLIENTS} keep-alive clients in the bench process"
+        f" (same cores), {len(rounds[names[0]][ENDPOINTS[0]])} rounds of {seconds:.0f} s per"
+        " endpoint, the contenders alternating within each round; median round shown."
+        + (
+            f" Baseline: the code at `{BASELINE_COMMIT}` (before the performance work), a git"
+            " worktree serving the same database and Redis."
+            if BASELINE in rounds
+            else ""
+        ),
         "",
-        "| endpoint | p50 ms | p99 ms | requests/s | non-200 | SQL statements"
+        "| endpoint | code | p50 ms | p99 ms | requests/s | non-200 | SQL statements"
         " | Redis round trips |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for path in ENDPOINTS:
-        p50, p99, rps, errors = median_round(rounds[path])
-        c = counts[path]
-        lines.append(
-            f"| `GET {path}` | {p50:.1f} | {p99:.1f} | {rps:.0f} | {errors} | {len(c.sql)} |"
-            f" {c.redis} |"
-        )
+        for name in names:
+            p50, p99, rps, errors = median_round(rounds[name][path])
+            c = counts[path]
+            sql, redis = (len(c.sql), c.redis) if name == TASKHUB else ("", "")
+            lines.append(
+                f"| `GET {path}` | {name} | {p50:.1f} | {p99:.1f} | {rps:.0f} | {errors} |"
+                f" {sql} | {redis} |"
+            )
+    if BASELINE in rounds:
+        lines.append("")
+        for path, (target, p99_target) in TARGETS.items():
+            ratio = _ratio(rounds, path)
+            p99 = median_round(rounds[TASKHUB][path])[1]
+            met = ratio >= target and (p99_target is None or p99 <= p99_target)
+            limit = f" and p99 ≤ {p99_target:.0f} ms" if p99_target is not None else ""
+            lines.append(
+                f"- `{path}`: requests/s Taskhub / baseline = **{ratio:.2f} x** (median of the"
+                f" rounds' ratios), p99 {p99:.0f} ms (target ≥ {target:g} x{limit}:"
+                f" **{'met' if met else 'missed'}**)."
+            )
     lines += ["", "Statements per request (steady state, after one warm-up request):", ""]
     for path in ENDPOINTS:
         statements = "; ".join(f"`{s}`" for s in counts[path].sql) or "none"
@@ -259,21 +320,37 @@ def render(rounds: dict[str, list[Round]], counts: dict[str, Counts]) -> str:
     return "\n".join(lines)
 
 
-async def run() -> str:
+def _ratio(rounds: dict[str, dict[str, list[Round]]], path: str) -> float:
+    pairs = zip(rounds[TASKHUB][path], rounds[BASELINE][path], strict=True)
+    return statistics.median(ours.rps / theirs.rps for ours, theirs in pairs)
+
+
+async def run_measured(
+    *, n: int = N, rounds: int = ROUNDS, seconds: float = SECONDS, baseline: bool = True
+) -> tuple[dict[str, dict[str, list[Round]]], dict[str, Counts]]:
     env = {
         **common.isolated_env("api"),
         "FIRST_SUPERUSER": ADMIN["username"],
         "FIRST_SUPERUSER_PASSWORD": ADMIN["password"],
     }
-    try:
-        await prepare(env)
-        rounds, counts = await measure(env)
-    finally:
-        await cleanup(env)
-    for path, found in rounds.items():
-        if not any(r.latencies for r in found):
-            raise RuntimeError(f"no successful request to {path}")
-    return render(rounds, counts)
+    with contextlib.ExitStack() as stack:
+        roots = {TASKHUB: common.ROOT}
+        if baseline:
+            roots[BASELINE] = stack.enter_context(baseline_checkout(BASELINE_COMMIT))
+        try:
+            await prepare(env, n)
+            found, counts = await measure(env, roots=roots, rounds_per_path=rounds, seconds=seconds)
+        finally:
+            await cleanup(env)
+    for name, by_path in found.items():
+        for path, measured in by_path.items():
+            if not any(r.latencies for r in measured):
+                raise RuntimeError(f"no successful request to {path} ({name})")
+    return found, counts
+
+
+async def run() -> str:
+    return render(*await run_measured(), n=N, seconds=SECONDS)
 
 
 if __name__ == "__main__":

@@ -40,12 +40,17 @@ def log_path(log_name: str) -> Path:
     return Path("/tmp") / f"taskhub-bench-{log_name}-{RUN_ID}.log"  # noqa: S108
 
 
-def start(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+def start(
+    args: list[str], env: dict[str, str], log_name: str, *, root: Path = ROOT
+) -> subprocess.Popen:
+    """`root`: the checkout whose code runs (another one, e.g. the baseline, goes first on
+    PYTHONPATH, ahead of the editable install of this one)."""
     log = log_path(log_name).open("w")
+    code = {"PYTHONPATH": str(root)} if root != ROOT else {}
     return subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
-        cwd=ROOT,
-        env={**os.environ, **env},
+        cwd=root,
+        env={**os.environ, **env, **code},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -24,8 +24,11 @@ from redis.asyncio import Redis
 
 from bench import common
 
-BENCHES = ("bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.api_load")
+BENCHES = (
+    "bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.api_load", "bench.curves",
+)  # fmt: skip
 OUTPUT = common.ROOT / "docs" / "benchmarks.md"
+PROFILES = common.ROOT / "bench" / "profiles.md"
 COMMAND = "make bench  # = .venv/bin/python -m bench.run"
 LIBRARIES = ("taskiq", "taskiq-aio-pika", "taskiq-redis", "celery", "fastapi", "sqlalchemy")
 
@@ -104,6 +107,8 @@ async def main() -> int:
         if not ok:
             failed.append(module_name)
     total = time.monotonic() - started
+    if PROFILES.exists():  # notes written by hand: what the profiles showed
+        sections.append(PROFILES.read_text().strip())
     document = "\n".join(
         [
             "# Benchmarks",

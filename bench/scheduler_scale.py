@@ -28,7 +28,7 @@ from bench.stock_scheduler import PREFIX_VARIABLE
 
 N = int(os.environ.get("BENCH_SCHEDULER_CONFIGS", "10000"))
 BOUNDARIES = int(os.environ.get("BENCH_SCHEDULER_BOUNDARIES", "3"))
-TARGET_SECONDS = 3.0
+TARGET_RATIO = 0.8  # last send, Taskhub / stock scheduler
 LEAD_SECONDS = 15  # the peer needs this long to start before its boundary
 CPU_BEFORE = 20  # a minute of CPU is measured from 20 s before a boundary to 40 s after
 TASKHUB_SCHEDULER = [
@@ -101,7 +101,7 @@ async def wait_ready(process: subprocess.Popen, queue: str, *, until: float, wha
     await common.wait_for(probe, timeout=max(1.0, until - time.time()), what=f"{what} ready")
 
 
-async def _collect(arrivals: mq.Arrivals, boundary: float, n: int, *, by_fire_time: bool) -> Burst:
+async def collect(arrivals: mq.Arrivals, boundary: float, n: int, *, by_fire_time: bool) -> Burst:
     if by_fire_time:
         fire_at = datetime.fromtimestamp(boundary, UTC)
 
@@ -130,7 +130,7 @@ async def stock_peer(n: int, redis: Redis) -> StockResult:
         await wait_ready(process, env["RABBITMQ_QUEUE"], until=boundary - 1, what="stock scheduler")
         async with mq.consuming(env["RABBITMQ_QUEUE"]) as arrivals:
             await sleep_until(boundary)
-            burst = await _collect(arrivals, boundary, n, by_fire_time=False)
+            burst = await collect(arrivals, boundary, n, by_fire_time=False)
         rss = rss_mib(psutil.Process(process.pid))
     finally:
         common.stop(process)
@@ -168,7 +168,10 @@ async def taskhub(n: int, redis: Redis, first_boundary: float) -> TaskhubResult:
             # Started as if just under a minute before the first boundary: its first fire.
             started = max(time.time(), first_boundary - 59)
             await fleet.start_all(redis, configs, now=datetime.fromtimestamp(started, UTC))
-        return await _run_taskhub(env, n, first_boundary)
+        # On a loaded machine the set-up can outlast the minute: measure from a boundary the
+        # scheduler has time to start before (every boundary is a fire of each schedule).
+        first = max(first_boundary, next_boundary(time.time() + CPU_BEFORE + LEAD_SECONDS))
+        return await _run_taskhub(env, n, first)
     finally:
         await fleet.delete_keys(redis, env["REDIS_PREFIX"])
         await mq.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
@@ -187,7 +190,7 @@ async def _run_taskhub(env: dict[str, str], n: int, first: float) -> TaskhubResu
             for i in range(BOUNDARIES):
                 boundary = first + 60 * i
                 before = cpu_seconds(watched)
-                bursts.append(await _collect(arrivals, boundary, n, by_fire_time=True))
+                bursts.append(await collect(arrivals, boundary, n, by_fire_time=True))
                 await sleep_until(boundary + 60 - CPU_BEFORE)
                 cpu.append(cpu_seconds(watched) - before)
         return TaskhubResult(bursts, cpu, rss_mib(watched))
@@ -206,7 +209,8 @@ def render(n: int, ours: TaskhubResult, peer: StockResult) -> str:
     lasts = [b.last for b in ours.bursts]
     median_last = statistics.median(lasts)
     ratio = median_last / peer.burst.last
-    verdict = "met" if median_last <= TARGET_SECONDS and ratio <= 1 else "missed"
+    verdict = "met" if ratio <= TARGET_RATIO else "missed"
+    rss_verdict = "met" if ours.rss_mib <= peer.rss_mib else "missed"
     rows = [_row(f"Taskhub, boundary {i + 1}", b) for i, b in enumerate(ours.bursts)]
     cpu = ", ".join(f"{c:.1f}" for c in ours.cpu_per_minute)
     return "\n".join(
@@ -223,24 +227,21 @@ def render(n: int, ours: TaskhubResult, peer: StockResult) -> str:
             "",
             f"- Taskhub, median over {len(lasts)} boundaries of the last send:"
             f" **{median_last:.2f} s**; stock scheduler: **{peer.burst.last:.2f} s**;"
-            f" ratio Taskhub / stock = **{ratio:.2f}** (target ≤ 1 and ≤ {TARGET_SECONDS:.0f} s:"
-            f" **{verdict}**).",
+            f" ratio Taskhub / stock = **{ratio:.2f}** (target ≤ {TARGET_RATIO}: **{verdict}**).",
             f"- Taskhub scheduler CPU per minute (s, from 20 s before each boundary): {cpu};"
             f" median {statistics.median(ours.cpu_per_minute):.1f} s.",
             f"- RSS after the run: Taskhub scheduler {ours.rss_mib:.0f} MiB,"
-            f" stock scheduler {peer.rss_mib:.0f} MiB.",
+            f" stock scheduler {peer.rss_mib:.0f} MiB (target ≤ stock: **{rss_verdict}**).",
             "- Taskhub: `taskiq scheduler backend.scheduler:scheduler --update-interval 0`"
             " (claims, `fired` events, next fires queued). Stock: `taskiq scheduler"
             " bench.stock_scheduler:scheduler --skip-first-run` (default update interval,"
-            " entries in memory, no claims), same broker settings.",
-            "- Profile (py-spy, 10,000 configs): before batching, the per-fire claim (one"
-            " EVAL) and post-send (a WATCH transaction of 4 round trips) cost 1.4 ms a fire"
-            " (8.8 s for the burst, 2.1x the stock scheduler); now one claim pipeline and one"
-            " sent-mark pipeline per 1,000 fires, and the post-send transactions wait until the"
-            " burst of sends has passed (20 at a time). What remains is the send itself,"
-            " the same code as the stock scheduler's: taskiq-aio-pika's kick (a new"
-            " RobustExchange per publish, pamqp marshalling, one socket write per frame),"
-            " about 0.3 ms a message on this machine.",
+            " entries in memory, no claims) with taskiq-aio-pika's own kick, same broker"
+            " settings.",
+            "- Taskhub sends through backend/publisher.py: the publishes started together are"
+            " written in one socket write, confirms pipelined (at most 1,000 outstanding),"
+            " about half the client CPU of taskiq-aio-pika's kick per publish. Claims and"
+            " sent marks go to Redis in one pipeline per 1,000 fires; the post-send"
+            " transactions wait until the burst of sends has passed (20 at a time).",
         ]
     )
 

@@ -20,19 +20,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+# The getters are `async def` though they never wait: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per request for a lookup.
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.resources.sessionmaker
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     return request.app.state.resources.redis
 
 
-def get_broker(request: Request) -> AioPikaBroker:
+async def get_broker(request: Request) -> AioPikaBroker:
     return request.app.state.broker
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -24,7 +24,7 @@ configure_logging()
 # minute boundary with thousands of schedules those lines cost the sends real time. Its
 # other lines (start-up, errors) stay.
 logging.getLogger("taskiq.cli.scheduler.run").addFilter(
-    lambda record: not record.getMessage().startswith("Sending task")
+    lambda record: not str(record.msg).startswith("Sending task")  # the format, unformatted
 )
 schedule_source = TaskhubScheduleSource(get_settings())
 scheduler = TaskhubScheduler(broker=broker, sources=[schedule_source])

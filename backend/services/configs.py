@@ -3,13 +3,14 @@ schedule state from Redis.
 
 PostgreSQL holds the config; Redis holds its schedule status and next run. Listing a page
 costs two SQL statements (page + total) and one Redis round trip for all live states,
-whatever the page size (plus one Redis read when filtering by status).
+whatever the page size (plus one Redis read when filtering by status); config_pages renders
+it.
 """
 
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +18,15 @@ from backend.errors import Conflict, InvalidInput
 from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
 from backend.schemas.notifications import AlertRules
-from backend.services import alerts, audit, config_validation, executions, notifications, schedules
+from backend.services import (
+    alerts,
+    audit,
+    config_pages,
+    config_validation,
+    executions,
+    notifications,
+    schedules,
+)
 from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
@@ -142,7 +151,7 @@ def _conditions(
     return conditions
 
 
-async def get_page(
+async def list_page(
     session: AsyncSession,
     redis: Redis,
     *,
@@ -152,8 +161,9 @@ async def get_page(
     scheduler_type: str | None = None,
     schedule_status: ScheduleStatus | None = None,
     search: str | None = None,
-) -> tuple[list[TaskConfig], int]:
-    """One page ordered by id, and the total matching the filters."""
+    include_stats: bool = False,
+) -> bytes:
+    """One page ordered by id and the total matching the filters, as JSON (config_pages)."""
     status_ids = None
     if schedule_status is not None:
         # Status lives in Redis: turn it into an id filter (inactive = in no other set).
@@ -162,10 +172,10 @@ async def get_page(
     conditions = _conditions(
         task_type=task_type, scheduler_type=scheduler_type, search=search, status_ids=status_ids
     )
-    total = await session.scalar(select(func.count(TaskConfig.id)).where(*conditions))
-    page = select(TaskConfig).where(*conditions).order_by(TaskConfig.id)
-    configs = (await session.scalars(page.limit(limit).offset(offset))).all()
-    return list(configs), total or 0
+    return await config_pages.render_page(
+        session, redis, conditions=conditions, limit=limit, offset=offset,
+        include_stats=include_stats,
+    )  # fmt: skip
 
 
 async def update(
@@ -225,29 +235,10 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     read.next_run_at = state.next_run_at if state.status == "active" else None
     read.schedule_note = state.note
-    max_runs = config.schedule_config.get("max_runs")
-    if max_runs is not None:  # an inactive schedule's count starts anew with its start
-        read.remaining_runs = max(0, max_runs - (state.fired if state.status != "inactive" else 0))
+    read.remaining_runs = config_pages.remaining_runs(
+        config.schedule_config.get("max_runs"), status=state.status, fired=state.fired
+    )
     return read
-
-
-async def present_many(
-    session: AsyncSession,
-    redis: Redis,
-    *,
-    configs: list[TaskConfig],
-    include_stats: bool = False,
-) -> list[TaskConfigRead]:
-    """Merge a page with its live states (one Redis round trip for the whole page) and, on
-    request, its execution stats (one SQL statement for the whole page)."""
-    ids = [config.id for config in configs]
-    states = await schedule_state.read_states(redis, ids)
-    reads = [_merge(config, states[config.id]) for config in configs]
-    if include_stats:
-        stats = await executions.stats_for(session, config_ids=ids)
-        for read in reads:
-            read.stats = stats[read.id]
-    return reads
 
 
 async def apply_action(

@@ -3,6 +3,7 @@ together) and the fire claims."""
 
 from datetime import UTC, datetime
 
+import pytest
 from redis.asyncio import Redis
 
 from backend.services import schedules
@@ -119,3 +120,22 @@ async def test_no_claim_on_a_stale_or_inactive_entry(redis: Redis) -> None:
     assert (await claim(redis, stale, "a:1")).outcome == "stale"
     await set_schedule_state(redis, 910014, ScheduleState("paused", FIRE, generation=3))
     assert (await claim(redis, entry, "a:1")).outcome == "inactive"
+
+
+async def test_views_are_the_listed_part_of_each_state_in_one_call(redis: Redis) -> None:
+    when = datetime(2031, 3, 30, 1, 0, tzinfo=UTC)
+    await set_schedule_state(redis, 910021, ScheduleState("active", when))
+    await set_schedule_state(redis, 910022, ScheduleState("paused", note="holiday"))
+    views = await schedule_state.read_views(redis, [910021, 910022, 910023])
+    assert views == {
+        910021: schedule_state.ScheduleView("active", when, None),
+        910022: schedule_state.ScheduleView("paused", None, "holiday"),
+        910023: schedule_state.ScheduleView("inactive", None, None),  # no state at all
+    }
+    assert await schedule_state.read_views(redis, []) == {}
+
+
+async def test_a_view_of_an_unknown_status_is_an_error_not_a_guess(redis: Redis) -> None:
+    await redis.hset(schedule_state.state_key(910024), "status", "exploded")
+    with pytest.raises(ValueError, match="exploded"):
+        await schedule_state.read_views(redis, [910024])

@@ -35,7 +35,7 @@ async def create_config(
     return await configs.present(session, redis, config=config)
 
 
-@router.get("")
+@router.get("", response_model=Page[TaskConfigRead])
 async def list_configs(
     session: SessionDep,
     redis: RedisDep,
@@ -48,8 +48,9 @@ async def list_configs(
     include_stats: Annotated[
         bool, Query(description="add each config's execution stats (one more SQL statement)")
     ] = False,
-) -> Page[TaskConfigRead]:
-    page, total = await configs.get_page(
+) -> Response:
+    # Rendered by the service as the JSON of Page[TaskConfigRead] (the documented model).
+    page = await configs.list_page(
         session,
         redis,
         limit=limit,
@@ -58,9 +59,9 @@ async def list_configs(
         scheduler_type=scheduler_type,
         schedule_status=schedule_status,
         search=search,
+        include_stats=include_stats,
     )
-    items = await configs.present_many(session, redis, configs=page, include_stats=include_stats)
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/{config_id}")

@@ -158,6 +158,47 @@ async def read_states(redis: Redis, config_ids: list[int]) -> dict[int, Schedule
     return {cid: ScheduleState.from_hash(raw) for cid, raw in zip(config_ids, raws, strict=True)}
 
 
+class ScheduleView(NamedTuple):
+    """What a listing shows of a schedule's state."""
+
+    status: ScheduleStatus
+    next_run_at: datetime | None
+    note: str | None
+    fired: int = 0
+
+
+_VIEW_FIELDS = ("status", "next_run_at", "note", "fired")
+# KEYS: state hashes. Flat: the _VIEW_FIELDS of each (nil where unset).
+_VIEWS = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HMGET', key, 'status', 'next_run_at', 'note', 'fired')
+  for j = 1, 4 do out[#out + 1] = fields[j] end
+end
+return out
+"""
+
+
+async def read_views(redis: Redis, config_ids: list[int]) -> dict[int, ScheduleView]:
+    """The listed part of many configs' states in one call: three fields each, not the
+    whole hash (its plan is most of it)."""
+    if not config_ids:
+        return {}
+    script = redis.register_script(_VIEWS)
+    flat = await script(keys=[state_key(config_id) for config_id in config_ids])
+    size = len(_VIEW_FIELDS)
+    views = {}
+    for i, config_id in enumerate(config_ids):
+        status, next_run, note, fired = flat[size * i : size * (i + 1)]
+        status = status or "inactive"
+        if status not in SCHEDULE_STATUSES:
+            raise ValueError(f"unknown schedule status {status!r} in Redis")
+        views[config_id] = ScheduleView(
+            status, _parse_time(next_run), note or None, int(fired or 0)
+        )
+    return views
+
+
 def queue_state(pipe: Pipeline, config_id: int, state: ScheduleState) -> None:
     """Write the state hash and move the id into its status set, in the caller's pipeline.
 
