@@ -1,10 +1,10 @@
 """One Settings object, read from the environment and an optional `.env`; no I/O."""
 
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import EmailStr, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import EmailStr, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default that production refuses
 
@@ -78,8 +78,19 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
 
+    # Outgoing HTTP (http.request runs, alert webhooks) may reach these networks although they
+    # are in a refused range (loopback, private, ...): comma-separated CIDRs (backend/ssrf.py).
+    http_task_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = []
+
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
+
+    @field_validator("http_task_allowed_networks", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_short_metrics_token(self) -> Self:
