@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+import re
 
 from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelPreconditionFailed
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from backend.config import Settings, get_settings
@@ -13,26 +15,79 @@ logger = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
-def build_broker(settings: Settings) -> AioPikaBroker:
-    # A classic queue, because RabbitMQ 3.x honours message priorities only on classic queues
-    # declared with x-max-priority; quorum queues (the library default) would ignore them.
-    return AioPikaBroker(
+class QueueMismatch(Exception):
+    """A queue exists with other arguments (its type) than this process declares it with."""
+
+
+class TaskhubBroker(AioPikaBroker):
+    """taskiq-aio-pika's broker; a queue that exists with another type is a clear error."""
+
+    async def startup(self) -> None:
+        try:
+            await super().startup()
+        except ChannelPreconditionFailed as exc:
+            message = queue_mismatch_message(str(exc), task_queue=self._task_queues[0].name)
+            logger.critical("%s", message)
+            for connection in (self.read_conn, self.write_conn):
+                if connection is not None:
+                    await connection.close()
+            if self.is_worker_process or self.is_scheduler_process:
+                # Nothing to retry and no stack to read: the process stops with the message.
+                raise SystemExit(message) from None
+            raise QueueMismatch(message) from None
+
+
+_TYPE_CHANGED = re.compile(
+    r"inequivalent arg 'x-queue-type' for queue '(?P<queue>[^']+)'.*"
+    r"received '(?P<wanted>[^']+)' but current is '(?P<current>[^']+)'"
+)
+
+
+def queue_mismatch_message(error: str, *, task_queue: str) -> str:
+    """What RabbitMQ's PRECONDITION_FAILED means here, and what to do about it."""
+    found = _TYPE_CHANGED.search(error)
+    if found is None:
+        return (
+            f"RabbitMQ refused to declare a queue ({error}): it exists with other arguments; "
+            "drain and delete it, then start again"
+        )
+    queue, current = found["queue"], found["current"]
+    return (
+        f"RabbitMQ queue {queue!r} exists as a {current} queue, but RABBITMQ_QUEUE_TYPE is "
+        f"{found['wanted']}: a queue's type cannot change. Either set RABBITMQ_QUEUE_TYPE="
+        f"{current}, or stop every process, let the workers drain the queues, delete "
+        f"{task_queue}, {task_queue}.delay and {task_queue}.dead_letter (`rabbitmqctl "
+        "delete_queue <name>`), then start again"
+    )
+
+
+def task_queues(settings: Settings) -> tuple[Queue, Queue, Queue]:
+    """The task queue, its dead-letter queue and its retry delay queue, all of one type.
+
+    classic: message priorities are honoured (x-max-priority). quorum: replicated across a
+    cluster's nodes; RabbitMQ 3.x refuses x-max-priority on a quorum queue and ignores message
+    priorities there (4.0 gives quorum queues two levels: priority > 4 before the others)."""
+    name = settings.rabbitmq_queue
+    kind = QueueType(settings.rabbitmq_queue_type)
+    priority = MAX_PRIORITY if kind is QueueType.CLASSIC else None
+    return (
+        Queue(name=name, type=kind, max_priority=priority),
+        Queue(name=f"{name}.dead_letter", type=kind),
+        # Retry backoff (the `delay` label): a message waits here for its per-message TTL,
+        # then is dead-lettered into the task queue. No plugin needed; a long delay at the
+        # head of this queue holds shorter ones behind it, which is fine for retry backoffs.
+        Queue(name=f"{name}.delay", type=kind),
+    )
+
+
+def build_broker(settings: Settings) -> TaskhubBroker:
+    task_queue, dead_letter_queue, delay_queue = task_queues(settings)
+    return TaskhubBroker(
         url=settings.rabbitmq_url,
         exchange=Exchange(name=settings.rabbitmq_exchange),
-        task_queues=[
-            Queue(
-                name=settings.rabbitmq_queue,
-                type=QueueType.CLASSIC,
-                max_priority=MAX_PRIORITY,
-            )
-        ],
-        dead_letter_queue=Queue(
-            name=f"{settings.rabbitmq_queue}.dead_letter", type=QueueType.CLASSIC
-        ),
-        # Retry backoff (the `delay` label): a message waits here for its per-message TTL, then
-        # is dead-lettered into the task queue. No plugin needed; a long delay at the head of
-        # this queue holds shorter ones behind it, which is fine for retry backoffs.
-        delay_queue=Queue(name=f"{settings.rabbitmq_queue}.delay", type=QueueType.CLASSIC),
+        task_queues=[task_queue],
+        dead_letter_queue=dead_letter_queue,
+        delay_queue=delay_queue,
         qos=settings.worker_prefetch,
     )
 

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmq_queue: str = "taskhub"
     rabbitmq_exchange: str = "taskhub"
+    # classic: message priorities honoured; quorum: replicated in a cluster (backend/broker.py).
+    rabbitmq_queue_type: Literal["classic", "quorum"] = "classic"
     worker_prefetch: int = Field(default=10, ge=1)
     broker_send_timeout_seconds: float = Field(default=5.0, gt=0)
 

@@ -45,9 +45,9 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> "Worker":
-        """Start the process and wait until it consumes from the test queue."""
+        """Start the process and wait until it consumes from its queue."""
         self.spawn()
-        queue = os.environ["RABBITMQ_QUEUE"]
+        queue = self.env.get("RABBITMQ_QUEUE", os.environ["RABBITMQ_QUEUE"])
         await eventually(self._consuming(queue), timeout=timeout, interval=0.2)
         return self
 
