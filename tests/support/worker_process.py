@@ -25,8 +25,8 @@ WORKER_ENV = {
 AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-async def consumer_count(queue: str) -> int:
-    connection = await aio_pika.connect(AMQP_URL)
+async def consumer_count(queue: str, url: str = AMQP_URL) -> int:
+    connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         try:
@@ -69,7 +69,7 @@ class Worker:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited early; see {self.log_path}")
-            return await consumer_count(queue) > 0
+            return await consumer_count(queue, self.env.get("RABBITMQ_URL", AMQP_URL)) > 0
 
         return probe
 
