@@ -18,6 +18,16 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/taskhub"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "taskhub"
+    # Redis Sentinel: when REDIS_SENTINELS (comma-separated host:port) and the master's name
+    # are set, every process finds the master through them (REDIS_URL then gives only the
+    # database number and credentials). backend/services/redis/keys.py builds the client.
+    redis_sentinels: Annotated[list[str], NoDecode] = []
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = None
+    # Replicas that must acknowledge a fire's claim (WAIT) before the fire is sent, so a
+    # failover cannot lose it; unset: 1 with Sentinel, else 0 (no WAIT).
+    redis_claim_replicas: int | None = Field(default=None, ge=0)
+    redis_claim_wait_ms: int = Field(default=1000, ge=1)
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmq_queue: str = "taskhub"
     rabbitmq_exchange: str = "taskhub"
@@ -87,12 +97,29 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
 
-    @field_validator("http_task_allowed_networks", mode="before")
+    @field_validator("http_task_allowed_networks", "redis_sentinels", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _refuse_half_a_sentinel_setup(self) -> Self:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together")
+        for address in self.redis_sentinels:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"REDIS_SENTINELS: {address!r} is not host:port")
+        return self
+
+    @property
+    def claim_replicas(self) -> int:
+        """Replicas a fire's claim waits for: REDIS_CLAIM_REPLICAS, else 1 with Sentinel."""
+        if self.redis_claim_replicas is not None:
+            return self.redis_claim_replicas
+        return 1 if self.redis_sentinels else 0
 
     @model_validator(mode="after")
     def _refuse_short_metrics_token(self) -> Self:

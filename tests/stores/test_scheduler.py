@@ -3,6 +3,7 @@ together) and the fire claims."""
 
 from datetime import UTC, datetime
 
+import pytest
 from redis.asyncio import Redis
 
 from backend.services import schedules
@@ -119,3 +120,16 @@ async def test_no_claim_on_a_stale_or_inactive_entry(redis: Redis) -> None:
     assert (await claim(redis, stale, "a:1")).outcome == "stale"
     await set_schedule_state(redis, 910014, ScheduleState("paused", FIRE, generation=3))
     assert (await claim(redis, entry, "a:1")).outcome == "inactive"
+
+
+async def test_a_claim_waits_for_replicas_and_is_sent_without_them(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WAIT ends the claim's round trip; this Redis has no replica, so it times out: the
+    claim holds all the same, and the shortfall is logged."""
+    entry_id = await active_entry(redis, 910090)
+    [found] = await schedule_state.claim_fires(
+        redis, [entry_id], owner="a", lease_seconds=30, replicas=1, wait_ms=50
+    )
+    assert found.outcome == "ok"
+    assert "reached 0 of 1 replicas within 50 ms" in caplog.text

@@ -26,7 +26,7 @@ print(json.dumps({{"entry": type({module}.{entry}).__name__, "loaded": loaded}})
     ("module", "entry", "kind"),
     [
         ("backend.scheduler", "scheduler", "TaskhubScheduler"),
-        ("backend.worker", "broker", "AioPikaBroker"),
+        ("backend.worker", "broker", "TaskhubBroker"),
     ],
 )
 def test_a_process_entry_point_imports_no_http_framework(
