@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # failover cannot lose it; unset: 1 with Sentinel, else 0 (no WAIT).
     redis_claim_replicas: int | None = Field(default=None, ge=0)
     redis_claim_wait_ms: int = Field(default=1000, ge=1)
+    # A worker retries a run's in-flight mark this long while Redis is unreachable (the
+    # message is acked already: giving up loses the run).
+    redis_outage_wait_seconds: float = Field(default=30, ge=0)
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmq_queue: str = "taskhub"
     rabbitmq_exchange: str = "taskhub"

@@ -39,9 +39,12 @@ async def consumer_count(queue: str, url: str = AMQP_URL) -> int:
 class Worker:
     """`taskiq worker backend.worker:broker --workers 1 --ack-type when_received`."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log_path: Path, env: dict[str, str] | None = None, modules: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log_path
         self.env = {**WORKER_ENV, **(env or {})}
+        self.modules = modules  # task modules to load besides backend's own
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> "Worker":
@@ -56,6 +59,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [
                     sys.executable, "-m", "taskiq", "worker", "backend.worker:broker",
+                    *self.modules,
                     "--workers", "1", "--ack-type", "when_received", "--shutdown-timeout", "3",
                 ],
                 env={**os.environ, **self.env},
