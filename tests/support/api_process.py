@@ -26,12 +26,12 @@ class ApiServer:
         return self.log_path.read_text(errors="replace")
 
 
-async def start_api(**env: str) -> ApiServer:
+async def start_api(app: str = "backend.main:app", **env: str) -> ApiServer:
     """`uvicorn backend.main:app` with the test session's isolated settings (os.environ)."""
     port = free_port()
     name = f"api-{port}"
     process = processes.start(
-        ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        ["uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
         log_name=name,
         env=env,
     )

@@ -256,3 +256,9 @@ async def get(redis: Redis, task_id: str) -> LiveRun | None:
 
 async def count_in_flight(redis: Redis) -> int:
     return int(await redis.zcard(_deadlines_key()))
+
+
+async def deadlines(redis: Redis, *, limit: int = 100) -> list[tuple[str, datetime]]:
+    """The runs in flight with their deadlines, earliest first."""
+    found = await redis.zrange(_deadlines_key(), 0, limit - 1, withscores=True)
+    return [(task_id, datetime.fromtimestamp(score, UTC)) for task_id, score in found]
