@@ -24,7 +24,10 @@ from redis.asyncio import Redis
 
 from bench import common
 
-BENCHES = ("bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.api_load")
+BENCHES = (
+    "bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.claim_wait",
+    "bench.api_load",
+)  # fmt: skip
 OUTPUT = common.ROOT / "docs" / "benchmarks.md"
 COMMAND = "make bench  # = .venv/bin/python -m bench.run"
 LIBRARIES = ("taskiq", "taskiq-aio-pika", "taskiq-redis", "celery", "fastapi", "sqlalchemy")
