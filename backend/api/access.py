@@ -47,6 +47,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{CONFIG}/history"): "viewer",
     ("GET", f"{CONFIG}/audit"): "viewer",
     ("GET", f"{CONFIG}/executions"): "viewer",
+    ("GET", f"{CONFIG}/next-runs"): "viewer",
+    ("POST", f"{V1}/tasks/schedules/preview"): "viewer",  # computes only, stores nothing
     ("POST", f"{CONFIG}/actions/{{action}}"): "operator",
     ("POST", f"{CONFIG}/run"): "operator",
     ("POST", f"{V1}/tasks/run"): "operator",

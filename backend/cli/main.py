@@ -57,8 +57,8 @@ def _token_from_password(url: str, username: str | None) -> str:
 
 
 for command in [
-    reads.list_configs, reads.show, reads.runs, reads.status, actions.run, *actions.ACTIONS,
-    documents_commands.apply, documents_commands.export,
+    reads.list_configs, reads.show, reads.next_runs, reads.runs, reads.status,
+    actions.run, *actions.ACTIONS, documents_commands.apply, documents_commands.export,
 ]:  # fmt: skip
     cli.add_command(command)
 

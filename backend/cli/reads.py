@@ -1,4 +1,4 @@
-"""Read commands: configs, show, runs, status. Each takes `--output json`."""
+"""Read commands: configs, show, next, runs, status. Each takes `--output json`."""
 
 from typing import Any
 
@@ -74,6 +74,26 @@ def show(name: str, output_: str) -> None:
         click.echo("\nrecent history:")
         for event in history:
             click.echo(f"  {output.when(event.get('at'))}  {event.get('event')}")
+
+
+@click.command("next")
+@click.argument("name")
+@click.option("-n", "count", type=click.IntRange(1, 100), default=10, show_default=True)
+@output.output_option
+def next_runs(name: str, count: int, output_: str) -> None:
+    """A config's next runs, exactly as the scheduler will send them (jitter included)."""
+    with signed_in() as api:
+        config = api.config_by_name(name)
+        preview = api.get(f"/tasks/configs/{config['id']}/next-runs", count=count)
+    if output_ == "json":
+        output.emit_json(preview)
+        return
+    if not preview["active"]:
+        click.echo(f"not active: the runs a start now would give ({config['schedule_status']})")
+    rows = [[run["local"], run["at"], run["nominal"]] for run in preview["runs"]]
+    output.table([f"LOCAL ({preview['timezone']})", "UTC", "NOMINAL"], rows)
+    if preview["remaining_runs"] is not None:
+        click.echo(f"max_runs leaves {preview['remaining_runs']}")
 
 
 @click.command("runs")

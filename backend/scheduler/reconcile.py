@@ -33,8 +33,7 @@ from backend.services import schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleState
-from backend.triggers.fires import occurrences, upcoming
-from backend.triggers.specs import ScheduleSpec
+from backend.triggers.fires import Fire, Timing, occurrences, upcoming
 
 logger = logging.getLogger(__name__)
 
@@ -124,29 +123,26 @@ async def _repair(
         claims = await schedule_state.claim_values(pipe, config_id, [fire for _, fire in past])
         unsent, confirmed, abandoned, sending = _by_claim(past, claims, oldest=now - grace)
         plan = schedules.Plan.model_validate(state.plan)
-        spec, task_type = plan.spec(), plan.task_name
+        timing, task_type = plan.timing(), plan.task_name
+        state = schedules.counted(state, [fire for _, fire in confirmed])
+        room = _room(plan, state, kept=len(ahead) + len(sending))
         misfire = Misfire()
         if unsent:
             misfire = await _misfire(
-                pipe, config_id, spec,
+                pipe, config_id, timing,
                 state=state, first=unsent[0], now=now, grace=now - grace,
-                in_flight={fire for fire in ahead if fire <= now},
+                in_flight={fire for fire in ahead if fire <= now}, may_send=room != 0,
             )  # fmt: skip
-        fresh = upcoming(
-            spec,
-            after=max([now, *ahead]),
-            anchor=state.anchor,
-            # An entry in flight counts as ahead: its post_send queues the following one.
-            count=schedules.QUEUE_DEPTH - len(ahead),
-        )
         coalesced = [misfire.coalesced] if misfire.coalesced else []
-        pending = sorted(ahead + fresh + coalesced)
+        fresh = _fresh(timing, state, ahead=ahead, now=now, room=room, coalesced=len(coalesced))
+        coalesced_at = [fire.at for fire in coalesced]
+        pending = sorted(ahead + [fire.at for fire in fresh] + coalesced_at)
         kept = sending | {entry_id for entry_id, _ in confirmed}
         dropped = [
-            entry_id for entry_id, fire in past if fire not in coalesced and entry_id not in kept
+            entry_id for entry_id, fire in past if fire not in coalesced_at and entry_id not in kept
         ]
         queued_fires = {fire for _, fire in entries}
-        to_queue = fresh + [fire for fire in coalesced if fire not in queued_fires]
+        to_queue = fresh + [fire for fire in coalesced if fire.at not in queued_fires]
         unchanged = pending and pending[0] == state.next_run_at
         if unchanged and not (dropped or to_queue or misfire.missed or confirmed):
             return
@@ -159,7 +155,9 @@ async def _repair(
             schedules.queue_catch_up_fired(pipe, config_id, entry_id, fire, claim_of[entry_id])
         schedules.queue_fires(pipe, config_id, state, to_queue)
         _queue_missed(pipe, config_id, now=now, misfire=misfire, abandoned=abandoned)
-        _queue_next(pipe, config_id, state, pending, now=now, sending=bool(sending))
+        _queue_next(
+            pipe, config_id, state, pending, now=now, sending=bool(sending), counted=bool(confirmed)
+        )
 
     await redis.transaction(
         write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
@@ -173,6 +171,30 @@ async def _repair(
 Entries = list[tuple[str, datetime]]
 
 
+def _fresh(
+    timing: Timing,
+    state: ScheduleState,
+    *,
+    ahead: list[datetime],
+    now: datetime,
+    room: int | None,
+    coalesced: int,
+) -> list[Fire]:
+    """The fires to queue after the ones ahead: up to QUEUE_DEPTH in all (an entry in flight
+    counts as ahead: its post_send queues the following one), within max_runs' room."""
+    count = schedules.QUEUE_DEPTH - len(ahead)
+    if room is not None:
+        count = max(0, min(count, room - coalesced))
+    return upcoming(timing, after=max([now, *ahead]), anchor=state.anchor, count=count)
+
+
+def _room(plan: schedules.Plan, state: ScheduleState, *, kept: int) -> int | None:
+    """How many fires max_runs lets reconcile queue beside the `kept` entries (each to be
+    sent once, and counted then); None without max_runs."""
+    left = schedules.runs_left(plan, state)
+    return None if left is None else left - kept
+
+
 def _queue_next(
     pipe: Pipeline,
     config_id: int,
@@ -181,9 +203,12 @@ def _queue_next(
     *,
     now: datetime,
     sending: bool,
+    counted: bool,
 ) -> None:
     if pending or not sending:  # a fire still being sent may yet queue the next one
         schedules.queue_next_run(pipe, config_id, state, pending, now=now)
+    elif counted:  # caught-up fires counted, even when the rest is left to a sender
+        schedule_state.queue_state(pipe, config_id, state)
 
 
 def _queue_missed(
@@ -206,7 +231,7 @@ def _queue_missed(
         logger.warning(
             "config %s: %d fires missed (%s .. %s)%s",
             config_id, len(misfire.missed), misfire.missed[0], misfire.missed[-1],
-            f", the newest coalesced into {misfire.coalesced}" if misfire.coalesced else "",
+            f", the newest coalesced into {misfire.coalesced.at}" if misfire.coalesced else "",
         )  # fmt: skip
 
 
@@ -238,7 +263,7 @@ def _by_claim(
 class Misfire:
     """What to do about the unsent past fires of one config."""
 
-    coalesced: datetime | None = None  # the one fire to send now
+    coalesced: Fire | None = None  # the one fire to send now
     missed: list[datetime] = field(default_factory=list)  # every other unsent one, skipped
     capped: bool = False
 
@@ -246,31 +271,35 @@ class Misfire:
 async def _misfire(
     pipe: Pipeline,
     config_id: int,
-    spec: ScheduleSpec,
+    timing: Timing,
     *,
     state: ScheduleState,
     first: datetime,
     now: datetime,
     grace: datetime,
     in_flight: set[datetime],
+    may_send: bool = True,
 ) -> Misfire:
     """Every occurrence from the first unsent queued fire up to now, but for those a live
     scheduler is sending right now (`in_flight`): the newest is sent if it is younger than
-    the grace period (`grace` is its oldest allowed time) and nothing is in flight; the others
-    not sent (no claim) are missed."""
-    fires = occurrences(spec, since=first, until=now, anchor=state.anchor, limit=MISSED_SCAN_LIMIT)
+    the grace period (`grace` is its oldest allowed time), nothing is in flight and max_runs
+    leaves room (`may_send`); the others not sent (no claim) are missed."""
+    fires = occurrences(
+        timing, since=first, until=now, anchor=state.anchor, limit=MISSED_SCAN_LIMIT
+    )
     capped = len(fires) >= MISSED_SCAN_LIMIT
     if capped:  # the scan stopped early: add the occurrences inside the grace window
         recent = occurrences(
-            spec, since=max(grace, fires[-1]), until=now, anchor=state.anchor, limit=1000
+            timing, since=max(grace, fires[-1].at), until=now, anchor=state.anchor, limit=1000
         )
-        fires += [fire for fire in recent if fire > fires[-1]]
-    fires = [fire for fire in fires if fire not in in_flight]
-    sent = [
-        claim is not None for claim in await schedule_state.claim_values(pipe, config_id, fires)
-    ]
-    newest_unsent = bool(fires) and not sent[-1] and fires[-1] >= grace and not in_flight
+        fires += [fire for fire in recent if fire.at > fires[-1].at]
+    fires = [fire for fire in fires if fire.at not in in_flight]
+    claims = await schedule_state.claim_values(pipe, config_id, [fire.at for fire in fires])
+    sent = [claim is not None for claim in claims]
+    newest_unsent = (
+        bool(fires) and not sent[-1] and fires[-1].at >= grace and not in_flight and may_send
+    )
     coalesced = fires[-1] if newest_unsent else None
     unsent = [fire for fire, was_sent in zip(fires, sent, strict=True) if not was_sent]
-    missed = [fire for fire in unsent if fire != coalesced]
+    missed = [fire.at for fire in unsent if fire != coalesced]
     return Misfire(coalesced=coalesced, missed=missed, capped=capped)

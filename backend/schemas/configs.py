@@ -102,6 +102,9 @@ class TaskConfigRead(BaseModel):
     schedule_status: ScheduleStatus = "inactive"
     next_run_at: datetime | None = None
     schedule_note: str | None = None
+    remaining_runs: int | None = Field(
+        default=None, description="Scheduled fires `max_runs` still allows; null without it"
+    )
     stats: ExecutionStats | None = None
     recent_history: list[dict[str, Any]] | None = None
 

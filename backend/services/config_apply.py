@@ -28,8 +28,8 @@ from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.services.schedule_plan import schedule_actions, status_after
-from backend.triggers.fires import upcoming
-from backend.triggers.specs import ScheduleSpec
+from backend.triggers.fires import Timing, upcoming
+from backend.triggers.specs import DateSpec, ScheduleSpec
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,10 @@ def _plan_schedule(index: int, item: _Item, status: ScheduleStatus) -> list[Fiel
     if item.status != status:
         item.changes["schedule_status"] = [status, item.status]
     now = datetime.now(UTC).replace(microsecond=0)
-    if "start" in item.actions and not upcoming(item.spec, after=now, anchor=now, count=1):
-        message = "run_date must be in the future to start the schedule"
-        error = {"loc": ["schedule_config", "run_date"], "msg": message, "type": "value_error"}
+    if "start" in item.actions and not upcoming(Timing(item.spec), after=now, anchor=now, count=1):
+        key = "run_date" if isinstance(item.spec, DateSpec) else "end_at"
+        message = f"{key} must be in the future to start the schedule"
+        error = {"loc": ["schedule_config", key], "msg": message, "type": "value_error"}
         return _at(index, [error])
     return []
 

@@ -92,6 +92,14 @@ def _check_schedule(
     return spec, []
 
 
+def check_schedule(scheduler_type: str, schedule_config: dict[str, Any]) -> ScheduleSpec:
+    """An unsaved schedule (a preview), or InvalidInput (422) listing every field error."""
+    spec, errors = _check_schedule(scheduler_type, schedule_config, schedule_changed=True)
+    if errors or spec is None:
+        raise InvalidInput("Invalid schedule", fields=errors)
+    return spec
+
+
 def _bad_cron_keys(schedule_config: dict[str, Any]) -> list[str]:
     """The key to blame for an expression refused as a whole: `cron_expression`, or the
     first field that is invalid on its own (the others set to `*`)."""

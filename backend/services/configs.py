@@ -225,6 +225,9 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     read.next_run_at = state.next_run_at if state.status == "active" else None
     read.schedule_note = state.note
+    max_runs = config.schedule_config.get("max_runs")
+    if max_runs is not None:  # an inactive schedule's count starts anew with its start
+        read.remaining_runs = max(0, max_runs - (state.fired if state.status != "inactive" else 0))
     return read
 
 

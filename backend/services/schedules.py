@@ -25,7 +25,7 @@ from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.scheduler import ScheduleState
-from backend.triggers.fires import upcoming
+from backend.triggers.fires import Fire, Timing, upcoming
 from backend.triggers.specs import ScheduleSpec, parse_schedule
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,33 @@ class Plan(BaseModel):  # type: ignore[no-redef]
     def spec(self) -> ScheduleSpec:
         return parse_schedule(self.scheduler_type, self.schedule_config)
 
+    def timing(self) -> Timing:
+        # Seeded with the config id: jitter differs between configs, never between replicas.
+        return Timing(self.spec(), seed=int(self.labels["config_id"]))
+
+    @property
+    def max_runs(self) -> int | None:
+        max_runs = self.schedule_config.get("max_runs")
+        return int(max_runs) if max_runs is not None else None
+
+
+def runs_left(plan: Plan, state: ScheduleState) -> int | None:
+    """How many more scheduled fires `max_runs` allows (None: no limit)."""
+    if plan.max_runs is None:
+        return None
+    return max(0, plan.max_runs - state.fired)
+
+
+def counted(state: ScheduleState, fires: list[datetime]) -> ScheduleState:
+    """The state with these sent fires counted; a fire from before the last start (sent just
+    before a stop and start, recorded after) belongs to the earlier run and is not."""
+    own = [fire for fire in fires if state.anchor is None or fire > state.anchor]
+    return replace(state, fired=state.fired + len(own)) if own else state
+
+
+def _capped(count: int, left: int | None) -> int:
+    return max(0, count if left is None else min(count, left))
+
 
 def fire_task_id(config_id: int, fire_at: datetime) -> str:
     """The task id of a scheduled run: one per (config, fire time), so a duplicate send of a
@@ -122,34 +149,34 @@ def _late_after(config: TaskConfig) -> int | None:
     return alerts.get("late_after_seconds") if "late" in alerts.get("on", []) else None
 
 
-def _entry(config_id: int, generation: int, plan: Plan, fire_at: datetime) -> tuple[str, str]:
-    entry_id = schedule_state.schedule_id(config_id, generation, fire_at)
+def _entry(config_id: int, generation: int, plan: Plan, fire: Fire) -> tuple[str, str]:
+    entry_id = schedule_state.schedule_id(config_id, generation, fire.at)
     late = {"late_after": plan.late_after_seconds} if plan.late_after_seconds else {}
     task = ScheduledTask(
         task_name=plan.task_name,
         # scheduled_for: the nominal fire time the run is for (the worker records it and
-        # passes it to the task's RunContext); fire_at: when it is sent.
+        # passes it to the task's RunContext); fire_at: when it is sent (after jitter).
         labels={
-            **plan.labels, "fire_at": fire_at.isoformat(),
-            "scheduled_for": fire_at.isoformat(), **late,
-        },  # fmt: skip
+            **plan.labels,
+            "fire_at": fire.at.isoformat(),
+            "scheduled_for": fire.nominal.isoformat(),
+            **late,
+        },
         args=[],
         kwargs=plan.kwargs,
         # One task id per fire: even a duplicate send could only ever make one record.
-        task_id=fire_task_id(config_id, fire_at),
+        task_id=fire_task_id(config_id, fire.at),
         schedule_id=entry_id,
-        time=fire_at,
+        time=fire.at,
     )
     return entry_id, task.model_dump_json()
 
 
-def queue_fires(
-    pipe: Pipeline, config_id: int, state: ScheduleState, fires: list[datetime]
-) -> None:
+def queue_fires(pipe: Pipeline, config_id: int, state: ScheduleState, fires: list[Fire]) -> None:
     plan = Plan.model_validate(state.plan)
     for fire in fires:
         entry_id, data = _entry(config_id, state.generation, plan, fire)
-        schedule_state.queue_entry(pipe, config_id, entry_id, fire, data)
+        schedule_state.queue_entry(pipe, config_id, entry_id, fire.at, data)
 
 
 async def _rebuild(
@@ -166,12 +193,17 @@ async def _rebuild(
 
     async def write(pipe: Pipeline) -> None:
         nonlocal written
-        old = await schedule_state.queued_ids(pipe, config_id)
-        fires: list[datetime] = []
+        queued = await schedule_state.queued_entries(pipe, config_id)
+        old = [entry_id for entry_id, _ in queued]
+        fires: list[Fire] = []
         if target.status == "active" and target.plan is not None:
-            spec = Plan.model_validate(target.plan).spec()
-            fires = upcoming(spec, after=now, anchor=target.anchor, count=QUEUE_DEPTH)
-        written = replace(target, next_run_at=fires[0] if fires else None)
+            plan = Plan.model_validate(target.plan)
+            # A fire being sent right now is counted by its after_fire: keep its place.
+            sending = await _being_sent(pipe, config_id, [fire for _, fire in queued], now=now)
+            left = runs_left(plan, target)
+            count = _capped(QUEUE_DEPTH, None if left is None else left - sending)
+            fires = upcoming(plan.timing(), after=now, anchor=target.anchor, count=count)
+        written = replace(target, next_run_at=fires[0].at if fires else None)
         pipe.multi()
         for entry_id in old:
             schedule_state.queue_entry_removal(pipe, config_id, entry_id)
@@ -243,24 +275,35 @@ async def _apply_locked(
         anchor=anchor,
         plan=plan.model_dump(),
         note=note,
+        fired=0 if action == "start" else state.fired,  # max_runs counts from the start
     )
     return await _rebuild(
         redis, config.id, target, now=now, event=event or ACTION_EVENTS[action], details=details
     )
 
 
+async def _being_sent(
+    pipe: Pipeline, config_id: int, fires: list[datetime], *, now: datetime
+) -> int:
+    past = [fire for fire in fires if fire <= now]
+    claims = await schedule_state.claim_values(pipe, config_id, past)
+    return sum(1 for claim in claims if claim is not None and not schedule_state.is_recorded(claim))
+
+
 def _require_a_future_fire(plan: Plan, *, now: datetime, anchor: datetime | None) -> None:
-    if not upcoming(plan.spec(), after=now, anchor=anchor, count=1):
-        raise InvalidInput(
-            "The schedule has no future fire time (run_date has passed)",
-            fields=[
-                {
-                    "loc": ["schedule_config", "run_date"],
-                    "msg": "run_date must be in the future to start the schedule",
-                    "type": "value_error",
-                }
-            ],
-        )
+    if upcoming(plan.timing(), after=now, anchor=anchor, count=1):
+        return
+    key = "run_date" if plan.scheduler_type == "date" else "end_at"
+    raise InvalidInput(
+        f"The schedule has no future fire time ({key} has passed)",
+        fields=[
+            {
+                "loc": ["schedule_config", key],
+                "msg": f"{key} must be in the future to start the schedule",
+                "type": "value_error",
+            }
+        ],
+    )
 
 
 async def reload_if_scheduled(redis: Redis, config: TaskConfig) -> ScheduleState:
@@ -330,6 +373,13 @@ async def after_fire(
         if all(other != entry_id for other, _ in queued):
             [own_claim] = await schedule_state.claim_values(pipe, config_id, [fire_at])
             caught_up = schedule_state.is_recorded(own_claim)
+        caught = [
+            (other, other_fire, claim)
+            for (other, other_fire), claim in zip(past, claims, strict=True)
+            if schedule_state.is_sent(claim)
+        ]
+        before = state
+        state = counted(state, ([] if caught_up else [fire_at]) + [fire for _, fire, _ in caught])
         pipe.multi()
         schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         if not caught_up:
@@ -342,21 +392,49 @@ async def after_fire(
                     pipe, task_id=task_id or fire_task_id(config_id, fire_at), config_id=config_id,
                     due=fire_at + timedelta(seconds=late_after),
                 )  # fmt: skip
-        for (other, other_fire), claim in zip(past, claims, strict=True):
-            if schedule_state.is_sent(claim):
-                queue_catch_up_fired(pipe, config_id, other, other_fire, claim)
-        if state.generation != generation or state.status != "active":
+        for other, other_fire, claim in caught:
+            queue_catch_up_fired(pipe, config_id, other, other_fire, claim)
+        if state.status != "active" or state.plan is None or state.generation != generation:
+            _queue_settled(
+                pipe, config_id, state, changed=state != before, others=bool(others), now=now
+            )
             return
+        plan = Plan.model_validate(state.plan)
+        left = runs_left(plan, state)
         ahead = sorted(fire for _, fire in others if fire > now)
-        spec = Plan.model_validate(state.plan).spec()
+        caught_ids = {other for other, _, _ in caught}
+        uncounted = [other for other, _ in others if other not in caught_ids]
+        count = _capped(QUEUE_DEPTH - len(ahead), None if left is None else left - len(uncounted))
         after = max([fire_at, *(fire for _, fire in others)])
-        fresh = upcoming(spec, after=after, anchor=state.anchor, count=QUEUE_DEPTH - len(ahead))
+        fresh = upcoming(plan.timing(), after=after, anchor=state.anchor, count=count)
         queue_fires(pipe, config_id, state, fresh)
-        queue_next_run(pipe, config_id, state, ahead + fresh or pending, now=now)
+        queue_next_run(
+            pipe, config_id, state, ahead + [fire.at for fire in fresh] or pending, now=now
+        )
 
     await redis.transaction(
         write, schedule_state.state_key(config_id), schedule_state.config_entries_key(config_id)
     )
+
+
+def _queue_settled(
+    pipe: Pipeline,
+    config_id: int,
+    state: ScheduleState,
+    *,
+    changed: bool,
+    others: bool,
+    now: datetime,
+) -> None:
+    """After a fire of an earlier generation (an action rebuilt the entries meanwhile) or of a
+    schedule no longer active: keep its count; when it was the last one max_runs allows, the
+    rebuild left its place free, so completing the schedule is this fire's to do."""
+    spent = state.plan is not None and runs_left(Plan.model_validate(state.plan), state) == 0
+    if state.status == "active" and spent and not others:
+        queue_next_run(pipe, config_id, state, [], now=now)
+        return
+    if changed:
+        schedule_state.queue_state(pipe, config_id, state)
 
 
 def queue_next_run(

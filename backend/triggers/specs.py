@@ -13,7 +13,19 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from backend.triggers.options import ScheduleOptions, as_utc, refuse_options
+
+__all__ = ["as_utc"]  # the one conversion to UTC, also used by the request schemas
 
 SchedulerType = Literal["cron", "interval", "date", "manual"]
 
@@ -27,6 +39,7 @@ SHORTHANDS = {
     "@hourly": "0 * * * *",
 }
 CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+_INTERVAL_UNITS = ("days", "hours", "minutes", "seconds")
 
 
 def _known_timezone(name: str) -> str:
@@ -37,13 +50,6 @@ def _known_timezone(name: str) -> str:
     return name
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Naive datetimes are UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 class _Spec(BaseModel):
     """Each spec defines `next_fire_after(after, *, anchor=None)`: the first fire time
     strictly after `after`, in UTC, or None when the schedule fires no more."""
@@ -51,7 +57,7 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CronSpec(_Spec):
+class _CronFields(_Spec):
     cron_expression: str | None = Field(default=None, max_length=200)
     minute: str | None = Field(default=None, max_length=100)
     hour: str | None = Field(default=None, max_length=100)
@@ -59,6 +65,10 @@ class CronSpec(_Spec):
     month: str | None = Field(default=None, max_length=100)
     day_of_week: str | None = Field(default=None, max_length=100)
     timezone: Annotated[str, AfterValidator(_known_timezone)] = "UTC"
+
+
+class CronSpec(ScheduleOptions, _CronFields):
+    """A cron expression in a time zone, with the repeating-schedule options."""
 
     @property
     def expression(self) -> str:
@@ -94,11 +104,25 @@ class CronSpec(_Spec):
         raise AssertionError("unreachable: a valid cron expression fires forever")
 
 
-class IntervalSpec(_Spec):
+class _IntervalFields(_Spec):
     days: int = Field(default=0, ge=0, le=3650)
     hours: int = Field(default=0, ge=0, le=87600)
     minutes: int = Field(default=0, ge=0, le=5_256_000)
     seconds: int = Field(default=0, ge=0, le=315_360_000)
+
+
+class IntervalSpec(ScheduleOptions, _IntervalFields):
+    """A fixed period on a grid from its anchor, with the repeating-schedule options."""
+
+    @field_validator("jitter_seconds")
+    @classmethod
+    def _jitter_within_period(cls, jitter: int, info: ValidationInfo) -> int:
+        every = timedelta(**{unit: info.data.get(unit, 0) for unit in _INTERVAL_UNITS})
+        if every >= timedelta(seconds=1) and jitter >= every.total_seconds():
+            raise ValueError(
+                f"jitter_seconds must be less than the interval ({int(every.total_seconds())} s)"
+            )
+        return jitter
 
     @property
     def every(self) -> timedelta:
@@ -125,6 +149,11 @@ class IntervalSpec(_Spec):
 class DateSpec(_Spec):
     run_date: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_options(cls, values: Any) -> Any:
+        return refuse_options(values, "date")
+
     @property
     def run_at(self) -> datetime:
         return as_utc(self.run_date)
@@ -136,6 +165,11 @@ class DateSpec(_Spec):
 
 
 class ManualSpec(_Spec):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_options(cls, values: Any) -> Any:
+        return refuse_options(values, "manual")
+
     def next_fire_after(self, after: datetime, *, anchor: datetime | None = None) -> None:
         return None
 

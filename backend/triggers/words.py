@@ -13,6 +13,7 @@ from cron_descriptor import ExpressionDescriptor, Options
 from cron_descriptor.Exception import FormatError, MissingFieldError, WrongArgumentError
 from pydantic import ValidationError
 
+from backend.triggers.options import ScheduleOptions
 from backend.triggers.specs import CronSpec, DateSpec, IntervalSpec, ManualSpec, parse_schedule
 
 _OPTIONS = Options(use_24hour_time_format=True, locale_code="en_US")
@@ -42,6 +43,22 @@ def _interval(every: timedelta) -> str:
     return "Every " + " ".join(parts)
 
 
+def _options(options: ScheduleOptions) -> str:
+    parts = []
+    if options.start_at is not None:
+        parts.append(f"from {options.start_at:%Y-%m-%d %H:%M} UTC")
+    if options.end_at is not None:
+        parts.append(f"until {options.end_at:%Y-%m-%d %H:%M} UTC")
+    if options.max_runs is not None:
+        parts.append(f"at most {options.max_runs} run" + ("s" if options.max_runs > 1 else ""))
+    if options.jitter_seconds:
+        parts.append(f"up to {options.jitter_seconds} s late (jitter)")
+    if options.exclude:
+        named = [e if isinstance(e, str) else f"{e.first} to {e.last}" for e in options.exclude]
+        parts.append("except " + (", ".join(named) if len(named) <= 3 else f"{len(named)} periods"))
+    return "".join(f", {part}" for part in parts)
+
+
 def describe(scheduler_type: str, schedule_config: dict[str, Any]) -> str:
     """Words for a stored schedule; a config that no longer parses is shown as such."""
     return _describe(scheduler_type, json.dumps(schedule_config, sort_keys=True))
@@ -57,9 +74,9 @@ def _describe(scheduler_type: str, schedule_json: str) -> str:
         return f"Invalid {scheduler_type} schedule"
     match spec:
         case CronSpec():
-            return _cron(spec)
+            return _cron(spec) + _options(spec)
         case IntervalSpec():
-            return _interval(spec.every)
+            return _interval(spec.every) + _options(spec)
         case DateSpec():
             return f"Once, at {spec.run_at:%Y-%m-%d %H:%M:%S} UTC"
         case ManualSpec():

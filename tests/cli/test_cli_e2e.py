@@ -142,6 +142,12 @@ async def test_a_session(api: ApiServer, token: str, home: Path, worker: Worker,
     assert [run["is_success"] for run in runs] == [False]
     assert "paused" in ok(taskhub("pause", NAP, home=home))
     assert "active" in ok(taskhub("resume", NAP, home=home))
+    upcoming = ok(taskhub("next", NAP, "-n", "3", home=home)).strip().splitlines()
+    assert upcoming[0].split()[:2] == ["LOCAL", "(UTC)"]
+    assert len(upcoming) == 4  # the header and three runs
+    preview = json.loads(ok(taskhub("next", NAP, "-n", "2", "-o", "json", home=home)))
+    assert preview["active"] is True
+    assert len(preview["runs"]) == 2
     assert "inactive" in ok(taskhub("stop", NAP, home=home))
     shown = ok(taskhub("show", NAP, home=home))
     assert "status" in shown

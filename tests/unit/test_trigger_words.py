@@ -21,6 +21,13 @@ from backend.triggers.words import describe
         ("date", {"run_date": "2030-01-01T02:00:00+01:00"}, "Once, at 2030-01-01 01:00:00 UTC"),
         ("manual", {}, "Manual: only when run by hand"),
         ("cron", {"cron_expression": "not cron"}, "Invalid cron schedule"),
+        ("interval", {"minutes": 5, "max_runs": 1, "jitter_seconds": 30,
+                      "start_at": "2026-12-24T10:00:00", "exclude": ["2026-12-25"]},
+         "Every 5 minutes, from 2026-12-24 10:00 UTC, at most 1 run, up to 30 s late (jitter), "
+         "except 2026-12-25"),
+        ("cron", {"cron_expression": "0 9 * * *", "end_at": "2027-01-01T00:00:00",
+                  "exclude": [{"from": "2026-12-24", "to": "2027-01-01"}]},
+         "At 09:00, every day (UTC), until 2027-01-01 00:00 UTC, except 2026-12-24 to 2027-01-01"),
     ],
 )  # fmt: skip
 def test_describe(scheduler_type: str, schedule_config: dict, words: str) -> None:

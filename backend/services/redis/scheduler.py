@@ -1,7 +1,8 @@
 """The `scheduler` store: each config's schedule state and its queued fire entries.
 
 Keys (all on the configured prefix):
-- `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON)
+- `schedule_state:{id}` hash: status, next_run_at, generation, anchor, plan (JSON), note,
+  fired (scheduled fires sent since the schedule was started, for `max_runs`)
 - `schedule_status:{status}` set of config ids per status other than `inactive` (which is
   the absence of a set membership), so listings filter by status without reading every hash
 - `schedule:data:{schedule_id}` the entry: a taskiq ScheduledTask as JSON
@@ -104,6 +105,7 @@ class ScheduleState:
     anchor: datetime | None = None
     plan: dict[str, Any] | None = None
     note: str | None = None  # the last action's note (or a pause on failure's), until the next
+    fired: int = 0  # scheduled fires sent since the last start (counted with their `fired` event)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> "ScheduleState":
@@ -119,6 +121,7 @@ class ScheduleState:
             anchor=_parse_time(raw.get("anchor")),
             plan=json.loads(raw["plan"]) if raw.get("plan") else None,
             note=raw.get("note") or None,
+            fired=int(raw.get("fired") or 0),
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -129,6 +132,7 @@ class ScheduleState:
             "anchor": self.anchor.isoformat() if self.anchor else "",
             "plan": json.dumps(self.plan) if self.plan is not None else "",
             "note": self.note or "",
+            "fired": str(self.fired),
         }
 
 

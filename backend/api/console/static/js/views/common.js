@@ -145,3 +145,21 @@ export function actionBadge(action) {
   const kind = action.split(".")[0];
   return h("code", { className: `audit-action audit-${kind}` }, action);
 }
+
+/** A schedule's next runs (GET .../next-runs, POST /tasks/schedules/preview) as a list:
+ * each run's time (and its nominal time when jitter moved it), then the excluded ones. */
+export function previewList(preview, id) {
+  const limit = preview.remaining_runs === null ? null
+    : h("p", { className: "hint" }, `max_runs leaves ${preview.remaining_runs} run${preview.remaining_runs === 1 ? "" : "s"}`);
+  const runs = preview.runs.length
+    ? h("ol", { className: "next-runs" }, preview.runs.map((run) => h("li", {},
+      localTime(run.at),
+      run.at === run.nominal ? null : h("small", { className: "muted" }, ` · nominal ${localTime(run.nominal)}`))))
+    : h("p", { className: "muted" }, "No runs to come: the schedule ends first.");
+  const skipped = preview.skipped.length
+    ? h("p", { className: "hint" }, "Skipped (excluded days): ", preview.skipped.map((s) => localTime(s.nominal)).join(", "))
+    : null;
+  return h("div", { id, className: "preview" },
+    preview.active ? null : h("p", { className: "hint" }, "Not active: the runs a start now would give."),
+    runs, skipped, limit);
+}

@@ -8,13 +8,20 @@ import { h, replace } from "../dom.js";
 import { duration, fromNow, json, localTime, percent } from "../format.js";
 import { NEEDS, can } from "../roles.js";
 import {
-  actionBadge, actorCell, cell, changesCell, lastRun, nextRun, outcomeBadge, pager, statusBadge, table, when,
+  actionBadge, actorCell, cell, changesCell, lastRun, nextRun, outcomeBadge, pager, previewList, statusBadge, table, when,
 } from "./common.js";
 
 const EXECUTIONS_LIMIT = 10;
 const CHART_RUNS = 100;
 const HISTORY_LIMIT = 20;
 const CHANGES_LIMIT = 10;
+const NEXT_RUNS = 10;
+const OVERLAP_WORDS = {
+  skip: "skip a scheduled run while one is in flight",
+  allow: "allow overlapping runs",
+  buffer_one: "buffer one: run it as soon as the one in flight ends",
+  cancel_other: "cancel the run in flight and start the new one",
+};
 const NOTE_MAX = 500; // the API's limit for a note on an action
 const NOTED_ACTIONS = ["pause", "resume", "stop"]; // the actions that take a note
 
@@ -61,7 +68,7 @@ function details(config, channels) {
     ["Max retries", config.max_retries],
     ["Timeout", `${config.timeout_seconds} s`],
     ["Priority", h("span", { id: "priority" }, String(config.priority))],
-    ["Overlap policy", config.overlap_policy === "skip" ? "skip a scheduled run while one is in flight" : "allow overlapping runs"],
+    ["Overlap policy", OVERLAP_WORDS[config.overlap_policy] || config.overlap_policy],
     ["Description", config.description || h("span", { className: "muted" }, "—")],
     ["Alerts", h("span", {}, alertsText(config.alerts, channels), " ",
       h("a", { href: `#/deliveries?config_id=${config.id}`, id: "config-deliveries" }, "deliveries"))],
@@ -139,6 +146,7 @@ export function configPage(id) {
     note: h("div", { id: "schedule-note-box" }),
     details: h("div", {}),
     stats: h("div", {}),
+    nextRuns: h("div", { id: "next-runs" }),
     chart: h("div", {}),
     executions: h("div", { id: "executions" }),
     history: h("div", { id: "history" }),
@@ -227,13 +235,14 @@ export function configPage(id) {
   }
 
   async function refresh() {
-    const [config, runs, chartRuns, history, changes, channels] = await Promise.all([
+    const [config, runs, chartRuns, history, changes, channels, upcoming] = await Promise.all([
       api.get(base, { include_stats: true }),
       api.get(`${base}/executions`, { limit: EXECUTIONS_LIMIT, offset: state.offset, is_success: state.is_success }),
       api.get(`${base}/executions`, { limit: CHART_RUNS }),
       api.get(`${base}/history`, { limit: HISTORY_LIMIT }),
       api.get(`${base}/audit`, { limit: CHANGES_LIMIT, offset: state.changesOffset }),
       api.get("/notifications/channels"),
+      api.get(`${base}/next-runs`, { count: NEXT_RUNS }),
       livePending(),
     ]);
     document.title = `${config.name} · Taskhub`;
@@ -244,6 +253,9 @@ export function configPage(id) {
       : null);
     replace(parts.details, details(config, new Map(channels.map((c) => [c.id, c]))));
     replace(parts.stats, statsBlock(config.stats));
+    replace(parts.nextRuns, config.scheduler_type === "manual"
+      ? h("p", { className: "muted" }, "Manual: only run by hand.")
+      : previewList(upcoming, "next-runs-list"));
     replace(parts.chart, durationChart([...chartRuns.items].reverse()));
     replace(
       parts.executions,
@@ -292,6 +304,7 @@ export function configPage(id) {
       h("section", { className: "card" },
         h("div", { className: "section-head" }, h("h2", {}, "Executions"), h("label", {}, "Show ", filter)),
         parts.executions),
+      h("section", { className: "card" }, h("h2", {}, `Next ${NEXT_RUNS} runs`), parts.nextRuns),
       h("section", { className: "card" }, h("h2", {}, "Schedule history"), parts.history),
       h("section", { className: "card" }, h("h2", {}, "Changes"), parts.changes),
     );

@@ -4,6 +4,7 @@
 
 import * as api from "../api.js";
 import { h, replace } from "../dom.js";
+import { previewList } from "./common.js";
 
 const SCHEDULER_TYPES = {
   cron: "Cron expression",
@@ -12,6 +13,14 @@ const SCHEDULER_TYPES = {
   manual: "Manual: only when run by hand",
 };
 const INTERVAL_UNITS = ["days", "hours", "minutes", "seconds"];
+const OVERLAP_POLICIES = [
+  ["skip", "skip a scheduled run while one is in flight"],
+  ["allow", "allow overlapping runs"],
+  ["buffer_one", "buffer one: run it as soon as the one in flight ends"],
+  ["cancel_other", "cancel the run in flight and start the new one"],
+];
+const PREVIEW_COUNT = 5;
+const PREVIEW_DELAY_MS = 300; // after the last keystroke
 
 export function field(key, label, input, hint) {
   if (!input.id) input.id = `field-${key.replaceAll(".", "-")}`;
@@ -136,7 +145,60 @@ function localInputValue(iso) {
   return new Date(moment.getTime() - moment.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 }
 
+/** "2026-12-25, 2026-12-24..2027-01-01" <-> the `exclude` list of days and ranges. */
+function excludeText(entries) {
+  return (entries || []).map((e) => (typeof e === "string" ? e : `${e.from}..${e.to}`)).join(", ");
+}
+
+function excludeList(text) {
+  return text.split(",").map((part) => part.trim()).filter(Boolean).map((part) => {
+    const [from, to] = part.split("..").map((day) => day.trim());
+    return to === undefined ? from : { from, to };
+  });
+}
+
+/** start_at, end_at, max_runs, jitter_seconds and exclude: cron and interval only. */
+function optionFields(config) {
+  const start = h("input", { type: "datetime-local", step: 1, value: localInputValue(config.start_at) });
+  const end = h("input", { type: "datetime-local", step: 1, value: localInputValue(config.end_at) });
+  const maxRuns = numberInput(config.max_runs, { min: 1, max: 1000000, integer: true });
+  const jitter = numberInput(config.jitter_seconds || "", { min: 0, max: 3600, integer: true });
+  const exclude = h("input", { value: excludeText(config.exclude), placeholder: "2026-12-25, 2026-12-24..2027-01-01", className: "mono" });
+  maxRuns.placeholder = "no limit";
+  return {
+    fields: [
+      h("div", { className: "inline-fields" },
+        field("schedule_config.start_at", "Not before (your local time)", start),
+        field("schedule_config.end_at", "Not after (your local time)", end)),
+      h("div", { className: "inline-fields" },
+        field("schedule_config.max_runs", "Max runs", maxRuns, "then the schedule completes; empty: no limit"),
+        field("schedule_config.jitter_seconds", "Jitter (s)", jitter, "0 to 3600: each fire is delayed by up to this much")),
+      field("schedule_config.exclude", "Skip these days", exclude, "dates and ranges (from..to, inclusive), comma-separated, in the schedule's time zone"),
+    ],
+    read() {
+      const options = {};
+      if (start.value) options.start_at = new Date(start.value).toISOString();
+      if (end.value) options.end_at = new Date(end.value).toISOString();
+      if (maxRuns.value !== "") options.max_runs = Number(maxRuns.value);
+      if (jitter.value !== "" && Number(jitter.value) !== 0) options.jitter_seconds = Number(jitter.value);
+      const days = excludeList(exclude.value);
+      if (days.length) options.exclude = days;
+      return options;
+    },
+  };
+}
+
 function scheduleFields(type, config) {
+  const own = ownScheduleFields(type, config);
+  if (type !== "cron" && type !== "interval") return own;
+  const options = optionFields(config);
+  return {
+    fields: [...own.fields, h("div", { className: "schedule-options" }, options.fields)],
+    read: () => ({ ...own.read(), ...options.read() }),
+  };
+}
+
+function ownScheduleFields(type, config) {
   if (type === "cron") {
     const expression = h("input", { value: cronExpression(config), placeholder: "0 2 * * *", className: "mono" });
     const zone = h("input", { value: config.timezone || "UTC", list: "timezones" });
@@ -316,7 +378,7 @@ export function configForm(id) {
     const maxRetries = numberInput(current.max_retries, { min: 0, max: 10, integer: true });
     const timeout = numberInput(current.timeout_seconds, { min: 1, max: 86400, integer: true });
     const priority = numberInput(current.priority, { min: 0, max: 9, integer: true });
-    const overlap = h("select", {}, [["skip", "skip a scheduled run while one is in flight"], ["allow", "allow overlapping runs"]]
+    const overlap = h("select", {}, OVERLAP_POLICIES
       .map(([value, label]) => h("option", { value, selected: value === (current.overlap_policy || "skip") }, label)));
     const autoStart = h("input", { type: "checkbox", id: "field-auto-start" });
     const alerts = alertFields(current, channels);
@@ -332,9 +394,33 @@ export function configForm(id) {
       params = chosen ? parameterFields(chosen, values) : { fields: [], read: () => ({}) };
       replace(paramsBox, h("legend", {}, "Parameters"), typeHelp, params.fields, h("p", { className: "field-error", hidden: true }));
     }
+    const preview = h("div", { className: "field schedule-preview", id: "schedule-preview", "aria-live": "polite" });
+    let previewTimer = null;
+    let previewed = 0; // answers may arrive out of order: only the newest is shown
+    async function showPreview() {
+      const asked = ++previewed;
+      const body = { scheduler_type: schedulerType.value, schedule_config: schedule.read(), count: PREVIEW_COUNT };
+      let shown;
+      try {
+        shown = previewList(await api.request("POST", "/tasks/schedules/preview", { body }), "schedule-preview-runs");
+      } catch (error) {
+        if (error.status === 401) return;
+        const reasons = (error.fields || []).map((f) => `${f.loc.slice(2).join(".") || "schedule"}: ${f.msg}`);
+        shown = h("p", { className: "muted", id: "schedule-preview-runs" }, reasons.length ? reasons.join("; ") : error.message);
+      }
+      if (asked === previewed) replace(preview, h("h3", {}, `Next ${PREVIEW_COUNT} runs`), shown);
+    }
+    function previewSoon() {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(showPreview, PREVIEW_DELAY_MS);
+    }
+    scheduleBox.addEventListener("input", previewSoon);
+    scheduleBox.addEventListener("change", previewSoon);
     function buildSchedule(values) {
       schedule = scheduleFields(schedulerType.value, values);
       replace(scheduleBox, h("legend", {}, "Schedule"), schedule.fields, h("p", { className: "field-error", hidden: true }));
+      if (schedulerType.value === "manual") replace(preview);
+      else previewSoon();
     }
     buildParams(current.parameters);
     buildSchedule(current.schedule_config);
@@ -353,6 +439,7 @@ export function configForm(id) {
       paramsBox,
       field("scheduler_type", "Schedule type", schedulerType),
       scheduleBox,
+      preview,
       h("div", { className: "inline-fields" },
         field("max_retries", "Max retries", maxRetries, "0 to 10"),
         field("timeout_seconds", "Timeout (s)", timeout, "1 to 86400"),
