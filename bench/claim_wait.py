@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bench import common
 
@@ -90,7 +91,10 @@ async def run() -> str:
 
 
 async def _replicas_up(redis: Redis) -> bool:
-    info = await redis.info("replication")
+    try:
+        info = await redis.info("replication")
+    except RedisConnectionError:  # the master is still starting
+        return False
     return int(info.get("connected_slaves", 0)) >= 1
 
 
