@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := backend tests alembic scripts $(wildcard bench)
 
-.PHONY: run test test-fast test-stress lint format lock migrate services chromium bench bench-quick fuzz clean
+.PHONY: run test test-fast test-stress soak lint format lock migrate services chromium bench bench-quick fuzz clean
 
 # The lock (requirements/*.txt, `make lock`) has every package at an exact version with its
 # hashes: the install is the same on every machine, and pip resolves nothing (`pip check`
@@ -62,6 +62,12 @@ test-stress: $(STAMP) services
 FUZZ_MAX_EXAMPLES ?= 1000
 fuzz: $(STAMP) services
 	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(VENV)/bin/pytest tests/system/test_fuzz.py $(PYTEST_ARGS)
+
+# The chaos soak (tests/system/test_soak.py) for SOAK_SECONDS (3 minutes); `make test` runs it
+# for 45 s. It prints its table of counts (docs/benchmarks.md keeps a 3-minute one).
+SOAK_SECONDS ?= 180
+soak: $(STAMP) services
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest -m soak -s tests/system/test_soak.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -2,9 +2,11 @@
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelPreconditionFailed
 from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
@@ -16,14 +18,77 @@ logger = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
+class QueueMismatch(Exception):
+    """A queue exists with other arguments (its type) than this process declares it with."""
+
+
 class TaskhubBroker(PipelinedBroker):
-    """With a `fallback_task` set (the worker sets it), a message naming a task this process
-    lacks runs that task instead: taskiq's receiver would ack and drop it, with no record."""
+    """The one publish path (PipelinedBroker). With a `fallback_task` set (the worker sets
+    it), a message naming a task this process lacks runs that task instead: taskiq's receiver
+    would ack and drop it, with no record. A queue that exists with another type is a clear
+    error at start."""
 
     fallback_task: AsyncTaskiqDecoratedTask[Any, Any] | None = None
 
     def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
         return super().find_task(task_name) or self.fallback_task
+
+    async def startup(self) -> None:
+        try:
+            await super().startup()
+        except ChannelPreconditionFailed as exc:
+            message = queue_mismatch_message(str(exc), task_queue=self._task_queues[0].name)
+            logger.critical("%s", message)
+            for connection in (self.read_conn, self.write_conn):
+                if connection is not None:
+                    await connection.close()
+            if self.is_worker_process or self.is_scheduler_process:
+                # Nothing to retry and no stack to read: the process stops with the message.
+                raise SystemExit(message) from None
+            raise QueueMismatch(message) from None
+
+
+_TYPE_CHANGED = re.compile(
+    r"inequivalent arg 'x-queue-type' for queue '(?P<queue>[^']+)'.*"
+    r"received '(?P<wanted>[^']+)' but current is '(?P<current>[^']+)'"
+)
+
+
+def queue_mismatch_message(error: str, *, task_queue: str) -> str:
+    """What RabbitMQ's PRECONDITION_FAILED means here, and what to do about it."""
+    found = _TYPE_CHANGED.search(error)
+    if found is None:
+        return (
+            f"RabbitMQ refused to declare a queue ({error}): it exists with other arguments; "
+            "drain and delete it, then start again"
+        )
+    queue, current = found["queue"], found["current"]
+    return (
+        f"RabbitMQ queue {queue!r} exists as a {current} queue, but RABBITMQ_QUEUE_TYPE is "
+        f"{found['wanted']}: a queue's type cannot change. Either set RABBITMQ_QUEUE_TYPE="
+        f"{current}, or stop every process, let the workers drain the queues, delete "
+        f"{task_queue}, {task_queue}.delay and {task_queue}.dead_letter (`rabbitmqctl "
+        "delete_queue <name>`), then start again"
+    )
+
+
+def task_queues(settings: Settings) -> tuple[Queue, Queue, Queue]:
+    """The task queue, its dead-letter queue and its retry delay queue, all of one type.
+
+    classic: message priorities are honoured (x-max-priority). quorum: replicated across a
+    cluster's nodes; RabbitMQ 3.x refuses x-max-priority on a quorum queue and ignores message
+    priorities there (4.0 gives quorum queues two levels: priority > 4 before the others)."""
+    name = settings.rabbitmq_queue
+    kind = QueueType(settings.rabbitmq_queue_type)
+    priority = MAX_PRIORITY if kind is QueueType.CLASSIC else None
+    return (
+        Queue(name=name, type=kind, max_priority=priority),
+        Queue(name=f"{name}.dead_letter", type=kind),
+        # Retry backoff (the `delay` label): a message waits here for its per-message TTL,
+        # then is dead-lettered into the task queue. No plugin needed; a long delay at the
+        # head of this queue holds shorter ones behind it, which is fine for retry backoffs.
+        Queue(name=f"{name}.delay", type=kind),
+    )
 
 
 def build_broker(settings: Settings) -> TaskhubBroker:
@@ -33,25 +98,13 @@ def build_broker(settings: Settings) -> TaskhubBroker:
 def broker_options(settings: Settings) -> dict[str, Any]:
     """The queues and connection of every broker; a peer that must publish as stock taskiq
     does builds the library's AioPikaBroker from them (bench/stock_scheduler.py)."""
-    # A classic queue, because RabbitMQ 3.x honours message priorities only on classic queues
-    # declared with x-max-priority; quorum queues (the library default) would ignore them.
+    task_queue, dead_letter_queue, delay_queue = task_queues(settings)
     return dict(
         url=settings.rabbitmq_url,
         exchange=Exchange(name=settings.rabbitmq_exchange),
-        task_queues=[
-            Queue(
-                name=settings.rabbitmq_queue,
-                type=QueueType.CLASSIC,
-                max_priority=MAX_PRIORITY,
-            )
-        ],
-        dead_letter_queue=Queue(
-            name=f"{settings.rabbitmq_queue}.dead_letter", type=QueueType.CLASSIC
-        ),
-        # Retry backoff (the `delay` label): a message waits here for its per-message TTL, then
-        # is dead-lettered into the task queue. No plugin needed; a long delay at the head of
-        # this queue holds shorter ones behind it, which is fine for retry backoffs.
-        delay_queue=Queue(name=f"{settings.rabbitmq_queue}.delay", type=QueueType.CLASSIC),
+        task_queues=[task_queue],
+        dead_letter_queue=dead_letter_queue,
+        delay_queue=delay_queue,
         qos=settings.worker_prefetch,
     )
 

@@ -1,10 +1,10 @@
 """One Settings object, read from the environment and an optional `.env`; no I/O."""
 
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import EmailStr, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import EmailStr, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default that production refuses
 
@@ -18,9 +18,24 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/taskhub"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "taskhub"
+    # Redis Sentinel: when REDIS_SENTINELS (comma-separated host:port) and the master's name
+    # are set, every process finds the master through them (REDIS_URL then gives only the
+    # database number and credentials). backend/services/redis/keys.py builds the client.
+    redis_sentinels: Annotated[list[str], NoDecode] = []
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = None
+    # Replicas that must acknowledge a fire's claim (WAIT) before the fire is sent, so a
+    # failover cannot lose it; unset: 1 with Sentinel, else 0 (no WAIT).
+    redis_claim_replicas: int | None = Field(default=None, ge=0)
+    redis_claim_wait_ms: int = Field(default=1000, ge=1)
+    # A worker retries a run's in-flight mark this long while Redis is unreachable (the
+    # message is acked already: giving up loses the run).
+    redis_outage_wait_seconds: float = Field(default=30, ge=0)
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmq_queue: str = "taskhub"
     rabbitmq_exchange: str = "taskhub"
+    # classic: message priorities honoured; quorum: replicated in a cluster (backend/broker.py).
+    rabbitmq_queue_type: Literal["classic", "quorum"] = "classic"
     worker_prefetch: int = Field(default=10, ge=1)
     broker_send_timeout_seconds: float = Field(default=5.0, gt=0)
 
@@ -84,6 +99,9 @@ class Settings(BaseSettings):
     # Task types from other packages: comma-separated module paths the API and every worker
     # import at start (besides the `taskhub.tasks` entry points); see backend/tasks/__init__.py.
     task_modules: str = ""
+    # Outgoing HTTP (http.request runs, alert webhooks) may reach these networks although they
+    # are in a refused range (loopback, private, ...): comma-separated CIDRs (backend/ssrf.py).
+    http_task_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = []
 
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
@@ -91,6 +109,29 @@ class Settings(BaseSettings):
     @property
     def task_module_names(self) -> list[str]:
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+    @field_validator("http_task_allowed_networks", "redis_sentinels", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_half_a_sentinel_setup(self) -> Self:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together")
+        for address in self.redis_sentinels:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"REDIS_SENTINELS: {address!r} is not host:port")
+        return self
+
+    @property
+    def claim_replicas(self) -> int:
+        """Replicas a fire's claim waits for: REDIS_CLAIM_REPLICAS, else 1 with Sentinel."""
+        if self.redis_claim_replicas is not None:
+            return self.redis_claim_replicas
+        return 1 if self.redis_sentinels else 0
 
     @model_validator(mode="after")
     def _refuse_short_metrics_token(self) -> Self:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import create_engine, create_sessionmaker
-from backend.services.redis.keys import create_client
+from backend.services.redis.keys import client_for
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Resources:
     def open(cls, settings: Settings, *, pool_size: int = 5) -> "Resources":
         """Connections are made on first use, so this does no I/O."""
         engine = create_engine(settings.database_url, pool_size=pool_size)
-        return cls(engine, create_sessionmaker(engine), create_client(settings.redis_url))
+        return cls(engine, create_sessionmaker(engine), client_for(settings))
 
     async def close(self) -> None:
         await self.redis.aclose()

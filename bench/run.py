@@ -25,7 +25,8 @@ from redis.asyncio import Redis
 from bench import common
 
 BENCHES = (
-    "bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.api_load", "bench.curves",
+    "bench.throughput", "bench.dedupe", "bench.scheduler_scale", "bench.claim_wait",
+    "bench.api_load", "bench.curves",
 )  # fmt: skip
 OUTPUT = common.ROOT / "docs" / "benchmarks.md"
 PROFILES = common.ROOT / "bench" / "profiles.md"

@@ -24,6 +24,8 @@ os.environ.update(
         "JWT_SECRET": "test-secret-" + "x" * 32,
         "FIRST_SUPERUSER": "admin@example.com",
         "FIRST_SUPERUSER_PASSWORD": "admin-password",
+        # The SSRF guard refuses loopback; the tests' HTTP sinks listen on 127.0.0.1.
+        "HTTP_TASK_ALLOWED_NETWORKS": "127.0.0.0/8",
         # prometheus-client's multiprocess mode, shared with the worker and scheduler the
         # tests start; a fresh directory per session, so no other run's samples leak in.
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"taskhub-metrics-{RUN_ID}-"),

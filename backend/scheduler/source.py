@@ -14,7 +14,8 @@ nothing reads. Entries are written only by the schedule rules (backend/services/
   the lease ends: sent by then, it is done; still unsent (its claimer died between claim and
   publish), it takes the claim over and sends the fire itself, within the misfire grace;
 - the claims of the sends started together (a minute boundary can bring thousands) go to
-  Redis in one pipeline per batch;
+  Redis in one pipeline per batch, which ends with a WAIT for REDIS_CLAIM_REPLICAS replicas
+  (with Sentinel), so a claim the fire is sent on survives a failover;
 - post_send marks the claim `sent` at once (reconcile tells a dead sender's sent fires from
   its unconfirmed ones by that; one pipeline per batch), then, once the burst of sends has
   passed, drops the entry and queues the following occurrence; a claim taken over meanwhile
@@ -168,6 +169,8 @@ class TaskhubScheduleSource(ScheduleSource):
             entry_ids,
             owner=self._owner,
             lease_seconds=self._settings.schedule_claim_lease_seconds,
+            replicas=self._settings.claim_replicas,
+            wait_ms=self._settings.redis_claim_wait_ms,
         )
 
     async def _mark_batch(self, entry_ids: list[str]) -> list[bool]:

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyUrl, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from backend import ssrf
+from backend.config import get_settings
 from backend.models import AlertEvent, ChannelKind, DeliveryStatus
 from backend.schemas.common import WHOLE, Id, Name, RequestBody, Text, UpdateBody
 
@@ -15,6 +17,10 @@ HttpUrl = Annotated[AnyUrl, Field(max_length=2000)]
 def _http(url: AnyUrl) -> AnyUrl:
     if url.scheme not in ("http", "https"):
         raise ValueError("must be an http or https URL")
+    # The SSRF guard's literal check; a host name is checked when the notifier connects.
+    refused = ssrf.literal_refusal(url.host, get_settings().http_task_allowed_networks)
+    if refused:
+        raise ValueError(refused)
     return url
 
 

@@ -1,6 +1,9 @@
 """Sending one notification to one channel: a webhook POST (HMAC-signed), a Slack
 incoming-webhook post, or an e-mail over SMTP. Returns what happened; raises nothing for a
-channel that fails, since a failing channel must never fail what caused the event."""
+channel that fails, since a failing channel must never fail what caused the event.
+
+Webhook and Slack posts go through the SSRF guard (backend/ssrf.py), like `http.request`:
+a destination in a refused range is a final failure, not retried."""
 
 import hashlib
 import hmac
@@ -12,6 +15,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
+from backend import ssrf
 from backend.config import Settings
 
 SIGNATURE_HEADER = "X-Taskhub-Signature"
@@ -58,10 +62,13 @@ async def send(
     try:
         if kind == "email":
             return await _email(config, payload, settings=settings)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        allowed = settings.http_task_allowed_networks
+        async with ssrf.client(allowed, timeout=timeout) as client:
             if kind == "webhook":
                 return await _webhook(client, config, payload)
             return await _slack(client, config, payload)
+    except ssrf.DestinationRefused as exc:
+        return Sent(delivered=False, error=str(exc)[:500], final=True)
     except (httpx.HTTPError, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return Sent(delivered=False, error=f"{type(exc).__name__}: {exc}"[:500])
 

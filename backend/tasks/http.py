@@ -1,11 +1,24 @@
-"""`http.request`: one HTTP request; an unexpected status fails the run."""
+"""`http.request`: one HTTP request; an unexpected status fails the run.
+
+Behind the SSRF guard (backend/ssrf.py): a literal IP in a refused range fails validation
+(422 at config create and at a run's override), a host name resolving to one fails the run.
+"""
 
 import time
 from typing import Annotated, Any, Literal
 
-import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, JsonValue
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    JsonValue,
+    field_validator,
+)
 
+from backend import ssrf
+from backend.config import get_settings
 from backend.tasks.registry import task_type
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -35,6 +48,14 @@ class HttpRequestParameters(BaseModel):
     timeout_seconds: float = Field(default=30, gt=0, le=3600)
     follow_redirects: bool = False
 
+    @field_validator("url")
+    @classmethod
+    def _refuse_internal_address(cls, url: HttpUrl) -> HttpUrl:
+        refused = ssrf.literal_refusal(url.host, get_settings().http_task_allowed_networks)
+        if refused:
+            raise ValueError(refused)
+        return url
+
 
 class UnexpectedStatus(Exception):
     pass
@@ -57,8 +78,10 @@ async def request(params: HttpRequestParameters) -> dict[str, Any]:
     elif params.body is not None:
         body["json"] = params.body
     started = time.perf_counter()
-    client = httpx.AsyncClient(
-        timeout=params.timeout_seconds, follow_redirects=params.follow_redirects
+    client = ssrf.client(
+        get_settings().http_task_allowed_networks,
+        timeout=params.timeout_seconds,
+        follow_redirects=params.follow_redirects,
     )
     # Streamed and never read: only the status matters, so a huge body is not downloaded.
     request = client.stream(params.method, str(params.url), headers=params.headers, **body)

@@ -4,7 +4,9 @@ pre_execute   marks the run in flight and claims its attempt for execution, in o
               second delivery of an attempt that started already is dropped (`duplicate`),
               so is a run cancelled before it started; an overlapping scheduled run meets
               its config's overlap policy: refused (`skipped`), kept waiting (`buffered`,
-              buffer_one), or started after cancelling the runs in flight (cancel_other)
+              buffer_one), or started after cancelling the runs in flight (cancel_other);
+              while Redis is unreachable (a Sentinel failover) the mark is retried: the
+              message is acked already
 on_error      notes a failed attempt the retry middleware has re-sent (`retrying`)
 post_execute  hands the run's ending to the worker's RecordBuffer (backend/worker/buffer.py), which
               writes its one `task_executions` row within milliseconds, batched with other
@@ -33,6 +35,7 @@ from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
 from backend.tasks import context as run_context
 from backend.tasks.registry import SKIPPED, is_skipped
+from backend.worker import redis_retry
 from backend.worker.buffer import RecordBuffer
 from backend.worker.cancels import RunCancelled
 from backend.worker.records import Ending, Outcome
@@ -107,8 +110,10 @@ class RecordingMiddleware(TaskiqMiddleware):
         overlap = _overlap(message, trigger, attempt)
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds
-        admission = await live_runs.start(
+        admission = await redis_retry.while_unreachable(
+            live_runs.start,
             self.resources.redis,
+            within=settings.redis_outage_wait_seconds,
             task_id=message.task_id,
             config_id=config_id,
             trigger=trigger,

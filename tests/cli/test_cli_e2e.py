@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.browser import ApiServer, start_api
+from tests.support.api_process import ApiServer, start_api
 from tests.support.processes import ROOT, log_path, stop
 from tests.support.worker_process import Worker
 

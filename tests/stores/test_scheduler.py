@@ -139,3 +139,16 @@ async def test_a_view_of_an_unknown_status_is_an_error_not_a_guess(redis: Redis)
     await redis.hset(schedule_state.state_key(910024), "status", "exploded")
     with pytest.raises(ValueError, match="exploded"):
         await schedule_state.read_views(redis, [910024])
+
+
+async def test_a_claim_waits_for_replicas_and_is_sent_without_them(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WAIT ends the claim's round trip; this Redis has no replica, so it times out: the
+    claim holds all the same, and the shortfall is logged."""
+    entry_id = await active_entry(redis, 910090)
+    [found] = await schedule_state.claim_fires(
+        redis, [entry_id], owner="a", lease_seconds=30, replicas=1, wait_ms=50
+    )
+    assert found.outcome == "ok"
+    assert "reached 0 of 1 replicas within 50 ms" in caplog.text

@@ -10,15 +10,17 @@ from backend.config import get_settings
 from backend.models import Role, User
 from backend.security import encode_token, hash_password
 
+# Session-long: `superuser_headers` is minted once per session, and a loaded machine takes
+# longer than an access token's 15 minutes over the whole suite.
+SESSION_TOKEN_LIFETIME = timedelta(hours=6)
+
 
 def bearer_for(user_id: int) -> dict[str, str]:
     token, _ = encode_token(
         subject=str(user_id),
         token_type="access",
         secret=get_settings().jwt_secret.get_secret_value(),
-        # The session's superuser headers are minted once: they must outlive a whole suite
-        # on a loaded machine (22 minutes measured), not the API's 15-minute access tokens.
-        lifetime=timedelta(hours=6),
+        lifetime=SESSION_TOKEN_LIFETIME,
     )
     return {"Authorization": f"Bearer {token}"}
 

@@ -1,21 +1,15 @@
-"""A real API process (uvicorn) and headless Chromium for the console's browser tests.
+"""Headless Chromium for the console's browser tests (their API: tests/support/api_process.py).
 
 Chromium is Debian's package (scripts/ensure-chromium.sh installs it); Playwright drives it
 through `executable_path` and never downloads a browser of its own.
 """
 
 import os
-import socket
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
-
-from tests.support import processes
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,47 +21,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class ApiServer:
-    base_url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-async def start_api(**env: str) -> ApiServer:
-    """`uvicorn backend.main:app` with the test session's isolated settings (os.environ)."""
-    port = free_port()
-    name = f"api-{port}"
-    process = processes.start(
-        ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        log_name=name,
-        env=env,
-    )
-    log_path = processes.log_path(name)
-    base_url = f"http://127.0.0.1:{port}"
-
-    async def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"API exited early; see {log_path}")
-        try:
-            async with httpx.AsyncClient(base_url=base_url) as http:
-                return (await http.get("/health")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await processes.eventually(healthy, timeout=30, interval=0.2)
-    return ApiServer(base_url=base_url, process=process, log_path=log_path)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 It counts requests by path: the `http.request` task type calls it, so a test counts how often
 a task body really ran (a worker's log line or a record says only that a message arrived, or
-that a run ended); paths starting `/status/<code>/` are answered with that status. It keeps
+that a run ended); paths starting `/status/<code>/` are answered with that status, and a
+path in `redirects` with a 302 to its location. It keeps
 each request (headers and raw body: a webhook's signature is checked against them), and
 answers the statuses in `answers` first, in order (a flaky receiver); 200 otherwise.
 """
@@ -27,6 +28,7 @@ class HttpSink:
         self.hits: Counter[str] = Counter()
         self.received: list[Received] = []
         self.answers = list(answers or [])
+        self.redirects: dict[str, str] = {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -56,8 +58,11 @@ class HttpSink:
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.hits[path] += 1
             self.received.append(Received(method, path, headers, body))
+            location = self.redirects.get(path)
+            status = 302 if location else self._status(path)
+            extra = f"Location: {location}\r\n" if location else ""
             writer.write(
-                f"HTTP/1.1 {self._status(path)} X\r\nContent-Length: 0\r\n"
+                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: 0\r\n"
                 "Connection: close\r\n\r\n".encode()
             )
             await writer.drain()

@@ -25,8 +25,8 @@ WORKER_ENV = {
 AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-async def consumer_count(queue: str) -> int:
-    connection = await aio_pika.connect(AMQP_URL)
+async def consumer_count(queue: str, url: str = AMQP_URL) -> int:
+    connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         try:
@@ -39,15 +39,18 @@ async def consumer_count(queue: str) -> int:
 class Worker:
     """`taskiq worker backend.worker:broker --workers 1 --ack-type when_received`."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log_path: Path, env: dict[str, str] | None = None, modules: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log_path
         self.env = {**WORKER_ENV, **(env or {})}
+        self.modules = modules  # task modules to load besides backend's own
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> "Worker":
-        """Start the process and wait until it consumes from the test queue."""
+        """Start the process and wait until it consumes from its queue."""
         self.spawn()
-        queue = os.environ["RABBITMQ_QUEUE"]
+        queue = self.env.get("RABBITMQ_QUEUE", os.environ["RABBITMQ_QUEUE"])
         await eventually(self._consuming(queue), timeout=timeout, interval=0.2)
         return self
 
@@ -56,6 +59,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [
                     sys.executable, "-m", "taskiq", "worker", "backend.worker:broker",
+                    *self.modules,
                     "--workers", "1", "--ack-type", "when_received", "--shutdown-timeout", "3",
                 ],
                 env={**os.environ, **self.env},
@@ -69,7 +73,7 @@ class Worker:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited early; see {self.log_path}")
-            return await consumer_count(queue) > 0
+            return await consumer_count(queue, self.env.get("RABBITMQ_URL", AMQP_URL)) > 0
 
         return probe
 

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import NotificationDelivery, Role
 from tests.support import processes
+from tests.support.api_process import ApiServer, free_port, start_api
 from tests.support.auth import bearer, bearer_for, create_user, unique_username
-from tests.support.browser import ApiServer, ConsoleErrors, browser, free_port, start_api
+from tests.support.browser import ConsoleErrors, browser
 from tests.support.configs import CONFIGS, sleep_config
 from tests.support.http_sink import HttpSink
 from tests.support.worker_process import Worker

@@ -18,6 +18,7 @@ makes entries still held in a scheduler's memory stale, so they are never sent.
 """
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from redis.asyncio.client import Pipeline
 
 from backend.models import SCHEDULE_STATUSES, ScheduleStatus
 from backend.services.redis.keys import key
+
+logger = logging.getLogger(__name__)
 
 INDEXED_STATUSES: tuple[ScheduleStatus, ...] = ("active", "paused", "completed")
 CLAIM_TTL_SECONDS = 24 * 3600
@@ -293,11 +296,22 @@ class Claim(NamedTuple):
 
 
 async def claim_fires(
-    redis: Redis, entry_ids: list[str], *, owner: str, lease_seconds: float
+    redis: Redis,
+    entry_ids: list[str],
+    *,
+    owner: str,
+    lease_seconds: float,
+    replicas: int = 0,
+    wait_ms: int = 1000,
 ) -> list[Claim]:
     """Atomically check each entry is current and claim its fire for `lease_seconds`.
 
-    One round trip for many entries; each claim is atomic on its own."""
+    One round trip for many entries; each claim is atomic on its own. With `replicas`, the
+    same round trip ends with `WAIT replicas wait_ms` (on the same connection, so it covers
+    these claims): a claim acknowledged by a replica survives a failover, so no replica can
+    claim the fire again on the promoted one. Fewer acknowledgements within `wait_ms` (a
+    replica down) are logged and the fires sent all the same: a scheduler must not stop
+    because a replica did."""
     script = redis.register_script(_CLAIM)
     lease_ms = max(1, round(lease_seconds * 1000))
     async with redis.pipeline(transaction=False) as pipe:
@@ -307,7 +321,16 @@ async def claim_fires(
             await script(
                 keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner, lease_ms], client=pipe
             )
+        if replicas:
+            pipe.execute_command("WAIT", replicas, wait_ms)
         results = await pipe.execute()
+    if replicas:
+        acknowledged = int(results.pop())
+        if acknowledged < replicas:
+            logger.warning(
+                "%d fire claims reached %d of %d replicas within %d ms; sending them anyway",
+                len(entry_ids), acknowledged, replicas, wait_ms,
+            )  # fmt: skip
     return [Claim(cast(ClaimOutcome, str(outcome)), int(left) / 1000) for outcome, left in results]
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -336,3 +336,12 @@ async def seen_among(redis: Redis, task_ids: Sequence[str]) -> tuple[set[str], s
 
 async def count_in_flight(redis: Redis) -> int:
     return int(await redis.zcard(_deadlines_key()))
+
+
+async def deadlines(redis: Redis, *, limit: int = 100) -> list[tuple[str, datetime]]:
+    """The runs in flight with their deadlines, earliest first."""
+    found = cast(
+        list[tuple[str, float]],
+        await redis.zrange(_deadlines_key(), 0, limit - 1, withscores=True),
+    )
+    return [(task_id, datetime.fromtimestamp(score, UTC)) for task_id, score in found]
