@@ -11,6 +11,7 @@ import random
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -18,6 +19,7 @@ import httpx
 from redis.asyncio import Redis
 
 from backend.services.redis import history
+from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from tests.support import processes, sink_task
 from tests.support.api_process import ApiServer, start_api
@@ -76,7 +78,7 @@ class Soak:
             self.seen.chaos_ended_at = time.time()
             run_now.cancel()
             self._revive()
-            await asyncio.sleep(SETTLE_SECONDS)  # unsent fires get sent, or accounted missed
+            await self._settle(timeout=60)
             await self._stop_schedules()
             await self._wait_for_the_queue(timeout=120)
             await self._wait_for_runs_in_flight(timeout=RUN_TIMEOUT_SECONDS + 30)
@@ -87,6 +89,27 @@ class Soak:
             await self._stop()
         await self._collect_once()
         return self.seen
+
+    async def _settle(self, *, timeout: float) -> None:
+        """Every fire the chaos left unsent gets sent (a claim of a killed replica is taken
+        over after its lease) or accounted missed (by reconcile, past the grace): wait the
+        time that takes, then until no queued entry is older than it, as long as a loaded
+        machine needs (a slow reconcile pass outlasted a fixed wait). Still unsettled at
+        `timeout`, the report names the fires."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        deadline = time.monotonic() + timeout
+        while await self._unsettled_fires():
+            if time.monotonic() > deadline:
+                return  # the report names them
+            await asyncio.sleep(0.5)
+
+    async def _unsettled_fires(self) -> int:
+        oldest = datetime.now(UTC) - timedelta(seconds=SETTLE_SECONDS)
+        count = 0
+        for config_id in self.seen.config_ids:
+            entries = await schedule_state.queued_entries(self.redis, config_id)
+            count += sum(1 for _, fire in entries if fire < oldest)
+        return count
 
     async def _wait_for_the_queue(self, *, timeout: float) -> None:
         """On a loaded machine the workers fall behind the 12 fires a second: let them drain
