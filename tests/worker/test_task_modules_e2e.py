@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.config import get_settings
 from backend.services import runs
 from tests.support import processes
-from tests.support.browser import ApiServer, start_api
+from tests.support.api_process import ApiServer, start_api
 from tests.support.factories import create_config
 from tests.support.processes import ROOT, eventually
 from tests.support.runs import records
