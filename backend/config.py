@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     @property
     def task_module_names(self) -> list[str]:
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
     @field_validator("http_task_allowed_networks", "redis_sentinels", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
