@@ -179,7 +179,7 @@ async def api_curve() -> list[str]:
             await _add_configs(dsn, have, n)
             if have == 0:
                 with fleet.environment(env):
-                    configs = await _first_configs(dsn, ACTIVE)
+                    configs = await fleet.read_configs(dsn, ACTIVE)
                     await fleet.start_all(redis, configs)
                 # Spread over the active configs: the first page holds a tenth of them.
                 await _add_executions(dsn, [c.id for c in configs], EXECUTIONS)
@@ -222,36 +222,6 @@ async def api_curve() -> list[str]:
         ),
     ]
     return lines
-
-
-async def _first_configs(dsn: str, n: int) -> list:
-    from backend.models import TaskConfig
-
-    connection = await asyncpg.connect(dsn)
-    try:
-        fetched = await connection.fetch(
-            "SELECT id, name, task_type, scheduler_type, schedule_config::text AS sc,"
-            " parameters::text AS p, max_retries, timeout_seconds, priority, overlap_policy"
-            " FROM task_configs ORDER BY id LIMIT $1",
-            n,
-        )
-    finally:
-        await connection.close()
-    return [
-        TaskConfig(
-            id=r["id"],
-            name=r["name"],
-            task_type=r["task_type"],
-            scheduler_type=r["scheduler_type"],
-            schedule_config=json.loads(r["sc"]),
-            parameters=json.loads(r["p"]),
-            max_retries=r["max_retries"],
-            timeout_seconds=r["timeout_seconds"],
-            priority=r["priority"],
-            overlap_policy=r["overlap_policy"],
-        )
-        for r in fetched
-    ]
 
 
 async def _serve_and_load(

@@ -57,10 +57,20 @@ async def create_configs(
     connection = await asyncpg.connect(dsn)
     try:
         await connection.copy_records_to_table("task_configs", records=rows, columns=columns)
+    finally:
+        await connection.close()
+    return await read_configs(dsn)
+
+
+async def read_configs(dsn: str, limit: int | None = None) -> list[TaskConfig]:
+    """The configs in the table (the first `limit`), detached, as the benches use them."""
+    connection = await asyncpg.connect(dsn)
+    try:
         fetched = await connection.fetch(
             "SELECT id, name, task_type, scheduler_type, schedule_config::text AS sc,"
             " parameters::text AS p, max_retries, timeout_seconds, priority, overlap_policy"
-            " FROM task_configs ORDER BY id"
+            " FROM task_configs ORDER BY id LIMIT $1",
+            limit,
         )
     finally:
         await connection.close()
