@@ -101,10 +101,10 @@ async def start_all(
         async with redis.pipeline(transaction=False) as pipe:
             for config in configs[offset : offset + PIPELINE_CHUNK]:
                 plan = schedules.Plan.of(config)
-                fires = upcoming(plan.spec(), after=now, anchor=now, count=schedules.QUEUE_DEPTH)
+                fires = upcoming(plan.timing(), after=now, anchor=now, count=schedules.QUEUE_DEPTH)
                 state = ScheduleState(
                     status="active",
-                    next_run_at=fires[0],
+                    next_run_at=fires[0].at,
                     generation=1,
                     anchor=now,
                     plan=plan.model_dump(),
