@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # How often a worker asks Redis whether its running runs were cancelled (one round trip
     # for all of them): a cancel reaches the task within this, well inside 2 seconds.
     cancel_poll_seconds: float = Field(default=0.5, gt=0, le=1.5)
+    # taskiq's INFO line per run ("Executing task ... with ID ..."): off by default, as it
+    # costs about a tenth of a run's worker CPU and each run's record and history say more.
+    worker_log_runs: bool = False
     # Records: the worker writes run records in batches gathered for this long (one INSERT
     # each), and retries a failed write with backoff up to record_retry_max_seconds apart.
     record_flush_seconds: float = Field(default=0.005, ge=0)

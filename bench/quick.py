@@ -129,7 +129,10 @@ async def throughput_section(n: int) -> list[str]:
         cpu = result.cpu_ms_per_run[name]
         lines.append(f"  {name} {rate:,.0f}" + (f", {common.median(cpu):.2f} ms" if cpu else ""))
     taskhub = result.median(result.rates, "taskhub")
-    lines.append(f"  Taskhub / Celery = {taskhub / result.median(result.rates, 'celery'):.2f} x")
+    celery, bare = (result.median(result.rates, name) for name in ("celery", "bare"))
+    lines.append(
+        f"  Taskhub / Celery = {taskhub / celery:.2f} x, Taskhub / bare = {taskhub / bare:.2f}"
+    )
     return lines
 
 

@@ -5,8 +5,8 @@ compares tick times that drift by milliseconds and skips every other refresh at 
 entry queued by start/resume could reach memory a tick after its fire time.
 
 The room: sender.py (the send and its retries), source.py (the schedule source: due entries,
-claims, post-send bookkeeping), batching.py (many Redis calls in one round trip),
-reconcile.py (misfires, top-ups, deleted configs).
+claims, post-send bookkeeping; its Redis calls batched by backend/batching.py), reconcile.py
+(misfires, top-ups, deleted configs).
 """
 
 import logging

@@ -42,11 +42,11 @@ from taskiq import ScheduledTask, ScheduleSource
 from taskiq.exceptions import ScheduledTaskCancelledError
 
 from backend import metrics
+from backend.batching import Batcher
 from backend.config import Settings
 from backend.models import TaskConfig
 from backend.resources import Resources
 from backend.scheduler import late
-from backend.scheduler.batching import Batcher
 from backend.scheduler.reconcile import SETTLE, reconcile
 from backend.services import alerts, schedules
 from backend.services.redis import history

@@ -11,6 +11,7 @@ record (backend/worker/unknown.py).
 
 import asyncio
 import contextlib
+import logging
 
 from taskiq import TaskiqEvents, TaskiqState
 
@@ -30,6 +31,8 @@ from backend.worker.startup import stop_the_process_manager
 
 __all__ = ["broker"]
 
+RUN_LOGGER = "taskiq.receiver.receiver"  # its INFO line per run: WORKER_LOG_RUNS
+
 try:
     load_all(get_settings().task_module_names)
 except TaskModuleError:
@@ -44,6 +47,8 @@ broker.add_middlewares(RecordingMiddleware(), retry_middleware(get_settings()))
 async def open_resources(state: TaskiqState) -> None:
     configure_logging()
     settings = get_settings()
+    if not settings.worker_log_runs:
+        logging.getLogger(RUN_LOGGER).setLevel(logging.WARNING)
     state.resources = Resources.open(settings)
     state.records = RecordBuffer(
         state.resources,

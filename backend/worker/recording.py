@@ -1,8 +1,9 @@
 """The one recording path: a taskiq middleware that turns every run into exactly one record.
 
-pre_execute   marks the run in flight and claims its attempt for execution, in one script: a
-              second delivery of an attempt that started already is dropped (`duplicate`),
-              so is a run cancelled before it started; an overlapping scheduled run meets
+pre_execute   marks the run in flight and claims its attempt for execution, in one script
+              (the deliveries taken together: one pipeline): a second delivery of an attempt
+              that started already is dropped (`duplicate`), so is a run cancelled before
+              it started; an overlapping scheduled run meets
               its config's overlap policy: refused (`skipped`), kept waiting (`buffered`,
               buffer_one), or started after cancelling the runs in flight (cancel_other);
               while Redis is unreachable (a Sentinel failover) the mark is retried: the
@@ -19,6 +20,7 @@ result's error replaced by NoResultError (`no_result_on_retry`). Task functions 
 of this.
 """
 
+import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
 from backend import metrics
+from backend.batching import Batcher
 from backend.config import get_settings
 from backend.models import TRIGGERS, Trigger
 from backend.resources import Resources
@@ -50,6 +53,7 @@ STARTED_AT = "taskhub_started_at"
 ATTEMPT = "taskhub_attempt"
 
 MAX_TIMEOUT_SECONDS = 86400.0  # for messages sent without a `timeout` label
+START_BATCH = 100  # in-flight marks in one pipeline, at most
 
 # The error of a run cancelled because a newer scheduled run of its config came in.
 CANCELLED_BY_OVERLAP = "Cancelled by overlap policy cancel_other"
@@ -100,6 +104,14 @@ class RecordingMiddleware(TaskiqMiddleware):
     def records(self) -> RecordBuffer:
         return self.broker.state.records  # started in the worker startup event
 
+    @functools.cached_property
+    def starts(self) -> Batcher[live_runs.Start, live_runs.Admission]:
+        """The deliveries taken together mark themselves in flight in one round trip."""
+        return Batcher(
+            lambda attempts: live_runs.start_many(self.resources.redis, attempts),
+            max_size=START_BATCH,
+        )
+
     async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         settings = get_settings()
         labels = message.labels
@@ -110,10 +122,7 @@ class RecordingMiddleware(TaskiqMiddleware):
         overlap = _overlap(message, trigger, attempt)
         deadline = now + (_timeout(message) or MAX_TIMEOUT_SECONDS)
         deadline += settings.lost_run_grace_seconds
-        admission = await redis_retry.while_unreachable(
-            live_runs.start,
-            self.resources.redis,
-            within=settings.redis_outage_wait_seconds,
+        start = live_runs.Start(
             task_id=message.task_id,
             config_id=config_id,
             trigger=trigger,
@@ -127,6 +136,9 @@ class RecordingMiddleware(TaskiqMiddleware):
             # buffer_one keeps the delivery itself, to send it again when its turn comes.
             message=message.model_dump_json() if overlap == "buffer_one" else "",
             cancel_message=CANCELLED_BY_OVERLAP if overlap == "cancel_other" else "",
+        )
+        admission = await redis_retry.while_unreachable(
+            self.starts.submit, start, within=settings.redis_outage_wait_seconds
         )
         if admission != "started":
             await self._refuse(message, admission, config_id=config_id, attempt=attempt)

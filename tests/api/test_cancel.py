@@ -91,9 +91,17 @@ async def test_a_running_run_is_asked_to_stop(
     task_id = uuid.uuid4().hex
     now = time.time()
     admission = await live_runs.start(
-        redis, task_id=task_id, config_id=config.id, trigger="manual", attempt=1,
-        started_at=now, deadline=now + 60, ttl=600,
-    )  # fmt: skip
+        redis,
+        live_runs.Start(
+            task_id=task_id,
+            config_id=config.id,
+            trigger="manual",
+            attempt=1,
+            started_at=now,
+            deadline=now + 60,
+            ttl=600,
+        ),
+    )
     assert admission == "started"
     response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
     assert response.status_code == 202
@@ -120,9 +128,17 @@ async def test_a_sent_fire_not_started_is_cancelled(
     assert (response.json()["state"], response.json()["trigger"]) == ("cancelling", "scheduled")
     now = time.time()
     refused = await live_runs.start(
-        redis, task_id=task_id, config_id=config.id, trigger="scheduled", attempt=1,
-        started_at=now, deadline=now + 60, ttl=600,
-    )  # fmt: skip
+        redis,
+        live_runs.Start(
+            task_id=task_id,
+            config_id=config.id,
+            trigger="scheduled",
+            attempt=1,
+            started_at=now,
+            deadline=now + 60,
+            ttl=600,
+        ),
+    )
     assert refused == "cancelled"  # its delivery, when it comes, never starts
     async with redis.pipeline(transaction=True) as pipe:  # leave nothing due for a reaper
         live_runs.queue_finish_many(pipe, [(task_id, config.id)])

@@ -152,15 +152,17 @@ async def test_lost_runs_count_per_task_type(
     now = time.time()
     await live_runs.start(
         app.state.resources.redis,
-        task_id=f"metrics-lost-{config.id}",
-        config_id=config.id,
-        trigger="manual",
-        task_type="demo.sleep",
-        attempt=1,
-        started_at=now - 5,
-        deadline=now - 1,
-        overlap="allow",
-        ttl=60,
+        live_runs.Start(
+            task_id=f"metrics-lost-{config.id}",
+            config_id=config.id,
+            trigger="manual",
+            task_type="demo.sleep",
+            attempt=1,
+            started_at=now - 5,
+            deadline=now - 1,
+            overlap="allow",
+            ttl=60,
+        ),
     )
     assert await reap_once(app.state.resources, get_settings()) == 1
     assert await eventually(lost) == before + 1

@@ -4,6 +4,7 @@ the attempt claim that drops a second delivery."""
 import time
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 
 from backend.services.redis import timeout as live_runs
@@ -24,7 +25,8 @@ async def start(redis: Redis, task_id: str, config_id: int, **kw: object) -> str
         "ttl": 60,
         **kw,
     }
-    return await live_runs.start(redis, task_id=task_id, config_id=config_id, **values)  # type: ignore[arg-type]
+    attempt = live_runs.Start(task_id=task_id, config_id=config_id, **values)  # type: ignore[arg-type]
+    return await live_runs.start(redis, attempt)
 
 
 async def started(redis: Redis, task_id: str, config_id: int, **kw: object) -> bool:
@@ -119,3 +121,40 @@ async def test_a_copy_of_a_refused_run_is_a_duplicate_not_a_second_skip(redis: R
     assert await start(redis, refused, 700009, overlap="skip") == "duplicate"
     # A duplicate of the running run, exclusive or not, is a duplicate, never an overlap.
     assert await start(redis, running, 700009, overlap="skip") == "duplicate"
+
+
+async def test_attempts_marked_together_are_admitted_in_order(redis: Redis) -> None:
+    """One pipeline for a worker's deliveries: each script on its own, in order, so a copy
+    of an attempt in the same batch is its duplicate, and a skip-policy run behind a started
+    run of its config is refused."""
+    first, other, copy = new_id(), new_id(), new_id()
+    now = time.time()
+
+    def attempt(task_id: str, config_id: int, overlap: live_runs.Overlap) -> live_runs.Start:
+        return live_runs.Start(
+            task_id=task_id, config_id=config_id, trigger="scheduled", attempt=1,
+            started_at=now, deadline=now + 30, ttl=60, overlap=overlap,
+        )  # fmt: skip
+
+    admissions = await live_runs.start_many(
+        redis,
+        [
+            attempt(first, 700101, "skip"),
+            attempt(other, 700101, "skip"),
+            attempt(first, 700101, "skip"),
+            attempt(copy, 700102, "allow"),
+        ],
+    )
+    assert admissions == ["started", "overlap", "duplicate", "started"]
+
+
+async def test_a_script_redis_lacks_is_run_with_eval(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart or failover Redis has no scripts: EVALSHA fails with NOSCRIPT, and the
+    attempt is marked with EVAL instead (not twice, not skipped). A SHA Redis never saw
+    stands for the lost script: flushing the scripts would touch other tests' Redis."""
+    monkeypatch.setitem(live_runs.scripts.SHA1, live_runs.scripts.START, "0" * 40)
+    task_id = new_id()
+    assert await started(redis, task_id, 700103)
+    assert await start(redis, task_id, 700103) == "duplicate"

@@ -21,6 +21,7 @@ WORKER_ENV = {
     "REAPER_INTERVAL_SECONDS": "0.3",
     "RETRY_DELAY_SECONDS": "0.2",
     "RETRY_MAX_DELAY_SECONDS": "1",
+    "WORKER_LOG_RUNS": "true",  # which worker ran a run: the tests read it from its log
 }
 AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

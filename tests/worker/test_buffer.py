@@ -42,14 +42,16 @@ async def mark_running(redis: Redis, item: Ending) -> None:
     now = time.time()
     await live_runs.start(
         redis,
-        task_id=item.outcome.task_id,
-        config_id=item.outcome.config_id,
-        trigger="manual",
-        attempt=1,
-        started_at=now,
-        deadline=now + 300,
-        overlap="allow",
-        ttl=600,
+        live_runs.Start(
+            task_id=item.outcome.task_id,
+            config_id=item.outcome.config_id,
+            trigger="manual",
+            attempt=1,
+            started_at=now,
+            deadline=now + 300,
+            overlap="allow",
+            ttl=600,
+        ),
     )
 
 

@@ -17,9 +17,17 @@ from backend.worker.cancels import RunCancelled, RunningRuns
 async def started(redis: Redis, task_id: str) -> None:
     now = time.time()
     admission = await live_runs.start(
-        redis, task_id=task_id, config_id=None, trigger="manual", attempt=1,
-        started_at=now, deadline=now + 60, ttl=120,
-    )  # fmt: skip
+        redis,
+        live_runs.Start(
+            task_id=task_id,
+            config_id=None,
+            trigger="manual",
+            attempt=1,
+            started_at=now,
+            deadline=now + 60,
+            ttl=120,
+        ),
+    )
     assert admission == "started"
 
 

@@ -85,15 +85,17 @@ async def test_two_reapers_record_a_lost_run_once(
     now = time.time()
     await live_runs.start(
         resources.redis,
-        task_id="lost-" + str(config.id),
-        config_id=config.id,
-        trigger="scheduled",
-        attempt=2,
-        scheduled_for=datetime(2026, 12, 1, 6, tzinfo=UTC),
-        started_at=now - 10,
-        deadline=now - 1,
-        overlap="allow",
-        ttl=60,
+        live_runs.Start(
+            task_id="lost-" + str(config.id),
+            config_id=config.id,
+            trigger="scheduled",
+            attempt=2,
+            scheduled_for=datetime(2026, 12, 1, 6, tzinfo=UTC),
+            started_at=now - 10,
+            deadline=now - 1,
+            overlap="allow",
+            ttl=60,
+        ),
     )
     settings = get_settings()
     counts = await asyncio.gather(*(reap_once(resources, settings) for _ in range(4)))

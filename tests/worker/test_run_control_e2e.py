@@ -322,20 +322,13 @@ async def test_a_waiting_run_let_go_but_never_sent_is_sent_by_a_reaper(
     )
     now = time.time()
     common = {"config_id": config.id, "trigger": "scheduled", "attempt": 1, "ttl": 600}
-    assert (
-        await live_runs.start(
-            redis,
-            task_id=first,
-            started_at=now,
-            deadline=now + 60,
-            **common,  # type: ignore[arg-type]
-        )
-        == "started"
-    )
-    assert await live_runs.start(
-        redis, task_id=waiting_id, started_at=now, deadline=now + 60, overlap="buffer_one",
+    first_run = live_runs.Start(task_id=first, started_at=now, deadline=now + 60, **common)  # type: ignore[arg-type]
+    assert await live_runs.start(redis, first_run) == "started"
+    waiting = live_runs.Start(
+        task_id=waiting_id, started_at=now, deadline=now + 60, overlap="buffer_one",
         message=delivery.model_dump_json(), **common,  # type: ignore[arg-type]
-    ) == "buffered"  # fmt: skip
+    )  # fmt: skip
+    assert await live_runs.start(redis, waiting) == "buffered"
     async with redis.pipeline(transaction=True) as pipe:
         live_runs.queue_finish_many(pipe, [(first, config.id)])
         live_runs.queue_promote(pipe, [config.id], lease_seconds=0, ttl=600)  # and then died

@@ -7,6 +7,7 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.sentinel import Sentinel
 
 from backend.config import Settings, get_settings
+from backend.services.redis.packing import PackedConnection, PackedSentinelConnection
 
 SENTINEL_TIMEOUT_SECONDS = 2.0  # a sentinel slower than this is skipped for the next one
 
@@ -16,8 +17,9 @@ def key(*parts: str | int) -> str:
 
 
 def create_client(url: str) -> Redis:
-    """A client with its own lazily-connecting pool; `await client.aclose()` closes both."""
-    return Redis.from_url(url, decode_responses=True)
+    """A client with its own lazily-connecting pool; `await client.aclose()` closes both.
+    A unix:// or rediss:// URL keeps its own connection class (packed in Python)."""
+    return Redis.from_url(url, decode_responses=True, connection_class=PackedConnection)
 
 
 def client_for(settings: Settings) -> Redis:
@@ -42,7 +44,12 @@ def client_for(settings: Settings) -> Redis:
         k: v for k, v in parse_url(settings.redis_url).items() if k in _MASTER_OPTIONS
     }
     assert settings.redis_sentinel_master is not None  # Settings check they go together
-    return sentinel.master_for(settings.redis_sentinel_master, decode_responses=True, **master)
+    return sentinel.master_for(
+        settings.redis_sentinel_master,
+        decode_responses=True,
+        connection_class=PackedSentinelConnection,
+        **master,
+    )
 
 
 _MASTER_OPTIONS = ("db", "username", "password")

@@ -156,52 +156,80 @@ async def forget(redis: Redis, task_id: str) -> None:
     await redis.delete(_run_key(task_id))
 
 
-async def start(
-    redis: Redis,
-    *,
-    task_id: str,
-    config_id: int | None,
-    trigger: str,
-    attempt: int,
-    started_at: float,
-    task_type: str = "",
-    scheduled_for: datetime | None = None,
-    deadline: float,
-    overlap: Overlap = "allow",
-    ttl: int,
-    message: str = "",
-    cancel_message: str = "",
-) -> Admission:
+@dataclass(frozen=True)
+class Start:
+    """One attempt to mark in flight (see `start`)."""
+
+    task_id: str
+    config_id: int | None
+    trigger: str
+    attempt: int
+    started_at: float
+    deadline: float
+    ttl: int
+    task_type: str = ""
+    scheduled_for: datetime | None = None
+    overlap: Overlap = "allow"
+    message: str = ""
+    cancel_message: str = ""
+
+    def call(self, now: float) -> tuple[list[str], list[str | int | float]]:
+        """The START script's keys and arguments."""
+        fields = {
+            "config_id": "" if self.config_id is None else self.config_id,
+            "trigger": self.trigger,
+            "task_type": self.task_type,
+            "state": RUNNING,
+            "attempt": self.attempt,
+            "started_at": self.started_at,
+            "deadline": self.deadline,
+            "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else "",
+        }
+        keys = [
+            _run_key(self.task_id),
+            _deadlines_key(),
+            _config_key(self.config_id),
+            _attempt_key(self.task_id, self.attempt),
+            _waiting_key(self.config_id),
+        ]
+        args = [
+            self.task_id, now, self.deadline, self.overlap, self.ttl, self.message,
+            _run_prefix(), _attempt_prefix(), self.cancel_message,
+            *(item for pair in fields.items() for item in pair),
+        ]  # fmt: skip
+        return keys, args
+
+
+async def start(redis: Redis, attempt: Start) -> Admission:
     """Mark an attempt in flight, once: a second delivery of the same task id and attempt is
     a `duplicate`, one cancelled before it started `cancelled`. While other runs of its
     config are in flight, `overlap` says what happens: `skip` refuses it (`overlap`),
     `buffer_one` keeps it (`message`, the delivery as JSON) as the one run that waits, or
     refuses it if another waits already, `cancel_other` cancels them (`cancel_message`) and
     starts it. `ttl` keeps the marks (the attempt claim too) past the deadline."""
-    fields = {
-        "config_id": "" if config_id is None else config_id,
-        "trigger": trigger,
-        "task_type": task_type,
-        "state": RUNNING,
-        "attempt": attempt,
-        "started_at": started_at,
-        "deadline": deadline,
-        "scheduled_for": scheduled_for.isoformat() if scheduled_for else "",
-    }
-    flat = [item for pair in fields.items() for item in pair]
-    keys = [
-        _run_key(task_id),
-        _deadlines_key(),
-        _config_key(config_id),
-        _attempt_key(task_id, attempt),
-        _waiting_key(config_id),
-    ]
-    args = [
-        task_id, time.time(), deadline, overlap, ttl, message,
-        _run_prefix(), _attempt_prefix(), cancel_message, *flat,
-    ]  # fmt: skip
-    admission: Admission = await _run_script(redis, scripts.START, keys, *args)
-    return admission
+    return (await start_many(redis, [attempt]))[0]
+
+
+async def start_many(redis: Redis, attempts: Sequence[Start]) -> list[Admission]:
+    """`start` for many attempts in one round trip: a worker's deliveries taken together.
+
+    One pipeline of EVALSHA, each script atomic on its own and run in order (a copy of an
+    attempt after it in the same batch is its `duplicate`); scripts Redis lacks (after a
+    restart or a failover) are run again with EVAL, which loads them: they did not run."""
+    now = time.time()
+    calls = [attempt.call(now) for attempt in attempts]
+    sha = scripts.SHA1[scripts.START]
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    for index, result in enumerate(results):
+        if isinstance(result, NoScriptError):
+            keys, args = calls[index]
+            results[index] = await redis.eval(scripts.START, len(keys), *keys, *args)  # type: ignore[misc]
+        elif isinstance(result, Exception):
+            raise result
+    return cast(list[Admission], results)
 
 
 Requeued = Literal["requeued", "cancelled", "stale"]

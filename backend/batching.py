@@ -1,8 +1,9 @@
-"""Gather calls made close together into one batch: one Redis round trip for many sends.
+"""Gather calls made close together into one batch: one Redis round trip for many.
 
 The taskiq scheduler sends every due task in its own asyncio task, all created in one loop
-iteration; each calls `submit`, and the first one starts a flusher that runs once those
-tasks have all submitted, then again for whatever arrived while it ran.
+iteration, and a worker takes its prefetched deliveries each in its own task; each calls
+`submit`, and the first one starts a flusher that runs once those tasks have all submitted,
+then again for whatever arrived while it ran.
 
 With `quiet`, each batch waits until no item arrived for that long (at most `max_wait`):
 work that can wait (bookkeeping after a send) then leaves the CPU to a burst of sends.
