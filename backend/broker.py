@@ -3,13 +3,16 @@
 import asyncio
 import logging
 import re
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from aio_pika import IncomingMessage
 from aio_pika.exceptions import AMQPError
 from aiormq.exceptions import ChannelPreconditionFailed
-from taskiq import AsyncTaskiqDecoratedTask
+from taskiq import AckableMessage, AsyncTaskiqDecoratedTask
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
+from backend.acks import Acks
 from backend.config import Settings, get_settings
 from backend.publisher import PipelinedBroker
 
@@ -23,12 +26,30 @@ class QueueMismatch(Exception):
 
 
 class TaskhubBroker(PipelinedBroker):
-    """The one publish path (PipelinedBroker). With a `fallback_task` set (the worker sets
-    it), a message naming a task this process lacks runs that task instead: taskiq's receiver
-    would ack and drop it, with no record. A queue that exists with another type is a clear
-    error at start."""
+    """The one publish path (PipelinedBroker), and a worker's acks written together
+    (backend/acks.py). With a `fallback_task` set (the worker sets it), a message naming a
+    task this process lacks runs that task instead: taskiq's receiver would ack and drop it,
+    with no record. A queue that exists with another type is a clear error at start."""
 
     fallback_task: AsyncTaskiqDecoratedTask[Any, Any] | None = None
+    _acks: Acks | None = None
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """The library's deliveries, their acks written together (backend/acks.py)."""
+        self._acks = acks = Acks(prefetch=self._qos)
+        async for delivery in super().listen():
+            # taskiq-aio-pika passes the delivery's bound `ack`: its owner is the delivery.
+            incoming = getattr(delivery.ack, "__self__", None)
+            if not isinstance(incoming, IncomingMessage) or incoming.delivery_tag is None:
+                yield delivery
+                continue
+            ack = acks.delivered(incoming.channel, incoming.delivery_tag)
+            yield AckableMessage(data=delivery.data, ack=ack)
+
+    async def shutdown(self) -> None:
+        if self._acks is not None:
+            await self._acks.drain()
+        await super().shutdown()
 
     def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
         return super().find_task(task_name) or self.fallback_task
