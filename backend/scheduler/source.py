@@ -48,7 +48,7 @@ from backend.resources import Resources
 from backend.scheduler import late
 from backend.scheduler.batching import Batcher
 from backend.scheduler.reconcile import SETTLE, reconcile
-from backend.services import alerts, schedules
+from backend.services import alert_inbox, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 
@@ -221,7 +221,7 @@ class TaskhubScheduleSource(ScheduleSource):
             logger.debug("reconcile skipped: another scheduler is reconciling")
 
     async def _missed(self, config_id: int, fires: list[datetime]) -> None:
-        await alerts.note_missed(self._resources.sessionmaker, config_id, fires)
+        await alert_inbox.note_missed(self._resources.sessionmaker, config_id, fires)
 
     async def _existing(self, config_ids: set[int]) -> set[int]:
         if not config_ids:
