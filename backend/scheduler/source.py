@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -119,7 +120,7 @@ class TaskhubScheduleSource(ScheduleSource):
         known = dict(self._parsed)
         for entry_id, data in new.items():
             try:
-                known[entry_id] = ScheduledTask.model_validate_json(data)
+                known[entry_id] = _compact(ScheduledTask.model_validate_json(data))
             except ValidationError:  # one bad entry must not stop every other schedule
                 logger.exception("skipping a malformed schedule entry: %.300s", data)
         self._parsed = {i: known[i] for i in ids if i in known}
@@ -237,6 +238,28 @@ class TaskhubScheduleSource(ScheduleSource):
                 await self.reconcile_once()
             except Exception:  # the loop must outlive one failed pass; the next one retries
                 logger.exception("reconcile failed")
+
+
+def _compact(task: ScheduledTask) -> ScheduledTask:
+    """The entry as held in memory until its fire leaves the window read (at a minute boundary
+    with 10,000 schedules, 10,000 of them): 1.1 kB rather than 2.2 kB.
+
+    - pydantic gives each model its own set of the fields its JSON named, 728 bytes, a third
+      of the entry; every entry names the same fields, so they share one frozenset. Only
+      exclude_unset dumps and copies read it, and an assignment to a field (which adds to
+      it) would raise rather than change every entry's: nothing assigns to an entry.
+    - the labels' strings repeat from entry to entry (trigger, overlap policy, ack type, and
+      the fire time, one for every entry of a boundary): interned, each is held once.
+    """
+    fields = frozenset(task.__pydantic_fields_set__)
+    object.__setattr__(task, "__pydantic_fields_set__", _FIELD_SETS.setdefault(fields, fields))
+    for name, value in task.labels.items():
+        if isinstance(value, str):
+            task.labels[name] = sys.intern(value)  # same keys: the dict is not resized
+    return task
+
+
+_FIELD_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
 def _describe(error: BaseException) -> str:
