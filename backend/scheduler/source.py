@@ -6,7 +6,7 @@ every hook of that class would be overridden, and its add/delete_schedule would 
 nothing reads. Entries are written only by the schedule rules (backend/services/schedules.py).
 
 - get_schedules returns the entries due from `now - grace` to `now + lookahead` (one
-  ZRANGEBYSCORE, and one MGET for the entries not parsed already: an entry never changes
+  ZRANGEBYSCORE, and an MGET per 1,000 entries not parsed already: an entry never changes
   under its id), so a fresh entry is in memory before its second comes;
 - pre_send claims the fire (SET NX on config + fire time, after checking the schedule is
   still active and the entry current) for a lease (SCHEDULE_CLAIM_LEASE_SECONDS): a replica
@@ -56,6 +56,9 @@ from backend.services.redis import scheduler as schedule_state
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH_SIZE = 1000  # claims (and sent marks) per Redis pipeline
+# Entries read (one MGET) and parsed at a time: a boundary's 10,000 read at once would hold
+# all their JSON (some 5 MB) beside the parsed entries at the peak.
+READ_CHUNK = 1000
 AFTER_FIRE_CONCURRENCY = 20  # after_fire transactions in flight at once, each on a connection
 
 
@@ -116,13 +119,15 @@ class TaskhubScheduleSource(ScheduleSource):
         lookahead = timedelta(seconds=self._settings.schedule_lookahead_seconds)
         redis = self._redis
         ids = await schedule_state.due_ids(redis, start=now - self._grace, end=now + lookahead)
-        new = await schedule_state.entries_data(redis, [i for i in ids if i not in self._parsed])
+        unread = [i for i in ids if i not in self._parsed]
         known = dict(self._parsed)
-        for entry_id, data in new.items():
-            try:
-                known[entry_id] = _compact(ScheduledTask.model_validate_json(data))
-            except ValidationError:  # one bad entry must not stop every other schedule
-                logger.exception("skipping a malformed schedule entry: %.300s", data)
+        for start in range(0, len(unread), READ_CHUNK):
+            new = await schedule_state.entries_data(redis, unread[start : start + READ_CHUNK])
+            for entry_id, data in new.items():
+                try:
+                    known[entry_id] = _compact(ScheduledTask.model_validate_json(data))
+                except ValidationError:  # one bad entry must not stop every other schedule
+                    logger.exception("skipping a malformed schedule entry: %.300s", data)
         self._parsed = {i: known[i] for i in ids if i in known}
         return list(self._parsed.values())
 
