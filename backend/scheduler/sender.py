@@ -66,27 +66,24 @@ class TaskhubScheduler(TaskiqScheduler):
                 return
             self._in_flight.add(current)
             try:
-                retry_in = await self._attempt(source, task, attempt)
+                # The claim and the send only, not the bookkeeping (it waits for the burst to
+                # pass); the claim's coroutine is made once a place is free: a fire waiting
+                # for one holds little.
+                async with self._sending:
+                    retry_in, sent = await self._claim_and_send(source, task, attempt)
+                if sent:
+                    await source.post_send(task)
             finally:
                 self._in_flight.discard(current)
             if retry_in is None:
                 return
             await asyncio.sleep(retry_in)
 
-    async def _attempt(
-        self, source: TaskhubScheduleSource, task: ScheduledTask, attempt: int
-    ) -> float | None:
-        """Claim, send and record the fire; the delay before the next try, or None if done."""
-        async with self._sending:  # not the bookkeeping: it waits for the burst to pass
-            retry_in, sent = await self._claim_and_send(source, task, attempt)
-        if sent:
-            await source.post_send(task)
-        return retry_in
-
     async def _claim_and_send(
         self, source: TaskhubScheduleSource, task: ScheduledTask, attempt: int
     ) -> tuple[float | None, bool]:
-        """(the delay before the next try or None, whether the fire was sent)."""
+        """Claim and send the fire: (the delay before the next try, or None if no other try is
+        to be made; whether it was sent)."""
         try:
             await source.pre_send(task)
         except ClaimHeld as held:
