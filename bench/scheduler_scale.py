@@ -239,7 +239,8 @@ def render(n: int, ours: TaskhubResult, peer: StockResult) -> str:
             " settings.",
             "- Taskhub sends through backend/publisher.py: the publishes started together are"
             " written in one socket write, confirms pipelined (at most 1,000 outstanding),"
-            " about half the client CPU of taskiq-aio-pika's kick per publish. Claims and"
+            " about half the client CPU of taskiq-aio-pika's kick per publish. At most 2,000"
+            " fires are claimed and sent at once. Claims and"
             " sent marks go to Redis in one pipeline per 1,000 fires; the post-send"
             " transactions wait until the burst of sends has passed (20 at a time).",
         ]

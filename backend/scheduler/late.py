@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from backend.config import Settings
 from backend.resources import Resources
-from backend.services import alerts, schedules
+from backend.services import alert_inbox, schedules
 from backend.services.redis import scheduler as schedule_state
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ async def check_once(resources: Resources, *, now: datetime | None = None) -> in
         for config_id, task_id in due
         if (fire := schedules.parse_fire_task_id(task_id)) is not None
     ]
-    await alerts.note_late(resources.sessionmaker, checks)
+    await alert_inbox.note_late(resources.sessionmaker, checks)
     return len(due)
 
 

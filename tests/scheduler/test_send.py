@@ -16,6 +16,7 @@ from taskiq.message import BrokerMessage
 
 from backend.config import get_settings
 from backend.models import TaskConfig
+from backend.scheduler import sender
 from backend.scheduler.sender import TaskhubScheduler
 from backend.scheduler.source import TaskhubScheduleSource
 from backend.services import schedules
@@ -207,3 +208,42 @@ async def test_a_shutdown_waits_for_a_send_in_flight(
     await asyncio.gather(send, return_exceptions=True)
     assert [m.task_id for m in broker.sent] == [task.task_id]
     assert (await kinds(redis, config.id)).count("fired") == 1
+
+
+# A burst is claimed and sent a bounded number of fires at a time (its messages are not all
+# built at once), and every fire is still sent once.
+
+
+class CountingBroker(InMemoryBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = 0
+        self.most_at_once = 0
+        self.sent: list[BrokerMessage] = []
+
+    async def kick(self, message: BrokerMessage) -> None:
+        self.sending += 1
+        self.most_at_once = max(self.most_at_once, self.sending)
+        await asyncio.sleep(0.05)  # its confirm on its way
+        self.sent.append(message)
+        self.sending -= 1
+
+
+async def test_a_burst_is_sent_a_bounded_number_of_fires_at_a_time(
+    source: TaskhubScheduleSource,
+    session: AsyncSession,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sender, "MAX_SENDING", 2)
+    configs = [await started(session, redis, now=datetime.now(UTC)) for _ in range(5)]
+    tasks = [await first_entry(redis, config.id) for config in configs]
+    broker = CountingBroker()
+    scheduler = TaskhubScheduler(broker=broker, sources=[source])
+
+    await asyncio.gather(*(scheduler.on_ready(source, task) for task in tasks))
+
+    assert broker.most_at_once == 2
+    assert sorted(m.task_id for m in broker.sent) == sorted(t.task_id for t in tasks)
+    for config in configs:
+        assert (await kinds(redis, config.id)).count("fired") == 1

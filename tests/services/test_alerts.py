@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.config import Settings, get_settings
 from backend.models import NotificationChannel, NotificationDelivery, TaskConfig
 from backend.resources import Resources
-from backend.services import alerts, notifications, schedules
+from backend.services import alert_inbox, alerts, notifications, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.worker.records import Ending, Outcome, finish
@@ -156,11 +156,11 @@ async def test_missed_and_late_fires(
     channel = await channel_to(session, sink)
     config = await alerting_config(session, channel)
     fires = [datetime(2026, 12, 1, 3, minute, tzinfo=UTC) for minute in (0, 1, 2)]
-    await alerts.note_missed(resources.sessionmaker, config.id, fires)
+    await alert_inbox.note_missed(resources.sessionmaker, config.id, fires)
     fire = datetime.now(UTC) - timedelta(seconds=30)
     late_id = schedules.fire_task_id(config.id, fire)
     recorded_id = await record(resources, config, ok=True)
-    await alerts.note_late(
+    await alert_inbox.note_late(
         resources.sessionmaker, [(config.id, late_id, fire), (config.id, recorded_id, fire)]
     )
     await settle(resources, settings)
