@@ -29,7 +29,8 @@ BENCHES = (
     "bench.api_load", "bench.curves",
 )  # fmt: skip
 OUTPUT = common.ROOT / "docs" / "benchmarks.md"
-PROFILES = common.ROOT / "bench" / "profiles.md"
+# Sections written by hand, appended as they are: what the profiles showed, the soak's table.
+HAND_WRITTEN = (common.ROOT / "bench" / "profiles.md", common.ROOT / "bench" / "soak.md")
 COMMAND = "make bench  # = .venv/bin/python -m bench.run"
 LIBRARIES = ("taskiq", "taskiq-aio-pika", "taskiq-redis", "celery", "fastapi", "sqlalchemy")
 
@@ -108,8 +109,7 @@ async def main() -> int:
         if not ok:
             failed.append(module_name)
     total = time.monotonic() - started
-    if PROFILES.exists():  # notes written by hand: what the profiles showed
-        sections.append(PROFILES.read_text().strip())
+    sections += [path.read_text().strip() for path in HAND_WRITTEN if path.exists()]
     document = "\n".join(
         [
             "# Benchmarks",
