@@ -1,5 +1,6 @@
 """The schedule options with real processes: two scheduler replicas and a worker send and run
-what the previews promised, and nothing beyond max_runs or outside the window."""
+what the previews promised, and nothing beyond max_runs or outside the window; a cron without
+options starts its run at the next run its start promised."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,7 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
 ) -> None:
     worker = Worker(tmp_path / "worker.log")
     replicas = [processes.start_scheduler(f"options-{i}") for i in range(2)]
-    jittered = cron = None
+    jittered = cron = plain_cron = None
     try:
         # All three start at once: on a loaded machine each takes seconds.
         await asyncio.gather(
@@ -83,8 +84,17 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
             },
             **sleep0,
         )  # fmt: skip
+        # No options: its promised next run (the start's answer) is when its run starts. Here,
+        # not in test_scheduler_e2e's next-run test, so that one minute's wait serves both crons.
+        plain_cron = await create_config(
+            session, scheduler_type="cron", schedule_config={"cron_expression": "* * * * *"},
+            **sleep0,
+        )  # fmt: skip
         for config in (limited, window, jittered, cron):
             await start(client, superuser_headers, config.id)
+        promised = datetime.fromisoformat(
+            (await start(client, superuser_headers, plain_cron.id))["next_run_at"]
+        )
         previews = {}
         for config in (jittered, cron):
             response = await client.get(
@@ -121,10 +131,15 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
             lambda: records(sessionmaker, cron.id), lambda r: len(r) >= 1, timeout=20
         )
         assert abs((cron_runs[0].started_at - sent_cron[0]).total_seconds()) < 2
+        plain_runs = await processes.eventually(
+            lambda: records(sessionmaker, plain_cron.id), lambda r: len(r) >= 1, timeout=90
+        )
+        assert abs((plain_runs[0].started_at - promised).total_seconds()) < 2
+        assert plain_runs[0].trigger == "scheduled"
         assert [process.poll() for process in replicas] == [None, None], "a replica died"
     finally:
         for config in (
-            c for c in (jittered, cron) if c is not None
+            c for c in (jittered, cron, plain_cron) if c is not None
         ):  # left active, a later test's scheduler would fire them
             await client.post(f"{CONFIGS}/{config.id}/actions/stop", headers=superuser_headers)
         for process in replicas:
