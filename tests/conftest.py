@@ -39,7 +39,7 @@ from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
 from tests.support import infra  # noqa: E402
-from tests.support.auth import bearer_for  # noqa: E402
+from tests.support.auth import CHEAP_HASHER, bearer_for  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,6 +49,19 @@ def test_database() -> Iterator[str]:
     infra.migrate(url, "head")
     yield url
     asyncio.run(infra.cleanup(url))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Every password this process hashes or checks, at the cost of tests.support.auth's
+    CHEAP_HASHER (still argon2id; the cost is pwdlib's business, not the API's)."""
+    from backend import security
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", CHEAP_HASHER)
+        security._dummy_hash.cache_clear()  # made with the hasher in use
+        yield
+    security._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

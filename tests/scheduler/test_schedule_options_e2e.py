@@ -1,6 +1,8 @@
 """The schedule options with real processes: two scheduler replicas and a worker send and run
-what the previews promised, and nothing beyond max_runs or outside the window."""
+what the previews promised, and nothing beyond max_runs or outside the window; a cron without
+options starts its run at the next run its start promised."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,12 +45,14 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
     redis: Redis,
     tmp_path: Path,
 ) -> None:
-    worker = await Worker(tmp_path / "worker.log").start()
+    worker = Worker(tmp_path / "worker.log")
     replicas = [processes.start_scheduler(f"options-{i}") for i in range(2)]
-    jittered = cron = None
+    jittered = cron = plain_cron = None
     try:
-        for process in replicas:
-            await processes.scheduler_ready(process)
+        # All three start at once: on a loaded machine each takes seconds.
+        await asyncio.gather(
+            worker.start(), *(processes.scheduler_ready(process) for process in replicas)
+        )
         # allow: a run still in flight on this loaded machine must not make the next one skip
         sleep0 = {
             "task_type": "demo.sleep", "parameters": {"seconds": 0}, "overlap_policy": "allow"
@@ -70,16 +74,27 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
             session, scheduler_type="interval",
             schedule_config={"seconds": 3, "jitter_seconds": 2}, **sleep0,
         )  # fmt: skip
+        # Every minute, up to 10 s late: the test waits for the next minute (30 s on average)
+        # plus the jitter, so a small one keeps the wait short.
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
         cron = await create_config(
             session, scheduler_type="cron",
             schedule_config={
-                "cron_expression": "* * * * *", "jitter_seconds": 40, "exclude": [tomorrow]
+                "cron_expression": "* * * * *", "jitter_seconds": 10, "exclude": [tomorrow]
             },
+            **sleep0,
+        )  # fmt: skip
+        # No options: its promised next run (the start's answer) is when its run starts. Here,
+        # not in test_scheduler_e2e's next-run test, so that one minute's wait serves both crons.
+        plain_cron = await create_config(
+            session, scheduler_type="cron", schedule_config={"cron_expression": "* * * * *"},
             **sleep0,
         )  # fmt: skip
         for config in (limited, window, jittered, cron):
             await start(client, superuser_headers, config.id)
+        promised = datetime.fromisoformat(
+            (await start(client, superuser_headers, plain_cron.id))["next_run_at"]
+        )
         previews = {}
         for config in (jittered, cron):
             response = await client.get(
@@ -109,17 +124,22 @@ async def test_limits_windows_and_jitter_are_sent_as_previewed(
         )
         assert sent[:4] == previews[jittered.id]
         sent_cron = await processes.eventually(
-            lambda: fired_at(redis, cron.id), lambda f: len(f) >= 1, timeout=110
+            lambda: fired_at(redis, cron.id), lambda f: len(f) >= 1, timeout=90
         )
         assert sent_cron[0] == previews[cron.id][0]
         cron_runs = await processes.eventually(
             lambda: records(sessionmaker, cron.id), lambda r: len(r) >= 1, timeout=20
         )
         assert abs((cron_runs[0].started_at - sent_cron[0]).total_seconds()) < 2
+        plain_runs = await processes.eventually(
+            lambda: records(sessionmaker, plain_cron.id), lambda r: len(r) >= 1, timeout=90
+        )
+        assert abs((plain_runs[0].started_at - promised).total_seconds()) < 2
+        assert plain_runs[0].trigger == "scheduled"
         assert [process.poll() for process in replicas] == [None, None], "a replica died"
     finally:
         for config in (
-            c for c in (jittered, cron) if c is not None
+            c for c in (jittered, cron, plain_cron) if c is not None
         ):  # left active, a later test's scheduler would fire them
             await client.post(f"{CONFIGS}/{config.id}/actions/stop", headers=superuser_headers)
         for process in replicas:

@@ -4,11 +4,19 @@ import uuid
 from datetime import timedelta
 
 import httpx
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import get_settings
 from backend.models import Role, User
 from backend.security import encode_token, hash_password
+
+# Argon2id at its lowest cost, for the test process: at pwdlib's recommended cost each hash or
+# verify takes half a second on the test machine, and the API tests log in hundreds of times.
+# A hash carries its own parameters, so a user created here signs in as well to any API process
+# a test starts (those hash at the recommended cost).
+CHEAP_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
 # Session-long: `superuser_headers` is minted once per session, and a loaded machine takes
 # longer than an access token's 15 minutes over the whole suite.

@@ -1,6 +1,7 @@
 """Alerts with real worker and scheduler processes and a real HTTP receiver: a failing
 schedule notifies, pauses itself and recovers; a fire nobody runs is reported late."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,8 +35,10 @@ async def sink() -> AsyncIterator[HttpSink]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def scheduler() -> AsyncIterator[None]:
+    """One for the module: each test has its own configs and channel, and no test here needs
+    the scheduler stopped."""
     process = processes.start_scheduler("alerts-scheduler", LATE_CHECK_INTERVAL_SECONDS="0.2")
     try:
         await processes.scheduler_ready(process)
@@ -153,8 +156,9 @@ async def test_two_workers_deliver_a_flaky_webhook_once(
         }  # fmt: skip
         config = (await client.post(CONFIGS, json=body, headers=superuser_headers)).json()
         env = {**NOTIFIER_ENV, "NOTIFICATION_RETRY_SECONDS": "0.2"}
-        workers = [await Worker(tmp_path / f"worker-{n}.log", env=env).start() for n in range(2)]
+        workers = [Worker(tmp_path / f"worker-{n}.log", env=env) for n in range(2)]
         try:
+            await asyncio.gather(*(worker.start() for worker in workers))  # both at once
             run = await client.post(f"{CONFIGS}/{config['id']}/run", headers=superuser_headers)
             assert run.status_code == 202
 

@@ -105,7 +105,6 @@ async def test_a_rabbitmq_restart_loses_no_confirmed_run(
 ) -> None:
     env = {"RABBITMQ_URL": node.url}
     worker = Worker(tmp_path / "worker.log", env=env)
-    await worker.start()
     scheduler = processes.start_scheduler("scheduler-rabbitmq-restart", **env)
     # `allow`: a fire is never skipped for overlapping its predecessor (no record, by design).
     scheduled = await create_config(
@@ -114,6 +113,7 @@ async def test_a_rabbitmq_restart_loses_no_confirmed_run(
     manual = await create_config(session)
     loop = RunNowLoop(app_on, manual.id, superuser_headers)
     try:
+        await worker.start()  # the scheduler starts meanwhile: each takes seconds
         await processes.scheduler_ready(scheduler)
         await schedules.apply_action(redis, scheduled, "start")
         loop.start()

@@ -116,7 +116,6 @@ async def test_a_sentinel_failover_repeats_no_fire_and_loses_no_record(
     redis = redis_on_sentinel
     env = sentinels.env()
     worker = Worker(tmp_path / "worker.log", env=env, modules=("tests.support.sink_task",))
-    await worker.start()
     scheduler = processes.start_scheduler("scheduler-failover", **env)
     scheduled = await create_config(
         session, task_type=sink_task.NAME, parameters={"url": sink.url("/fire")},
@@ -128,6 +127,7 @@ async def test_a_sentinel_failover_repeats_no_fire_and_loses_no_record(
     answers: list[tuple[float, int, dict]] = []
     loop: asyncio.Task[None] | None = None
     try:
+        await worker.start()  # the scheduler starts meanwhile: each takes seconds
         await processes.scheduler_ready(scheduler)
         await schedules.apply_action(redis, scheduled, "start")
         loop = asyncio.create_task(

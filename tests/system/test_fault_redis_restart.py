@@ -123,8 +123,8 @@ async def test_schedules_keep_firing_after_a_redis_restart(
     worker = Worker(tmp_path / "worker.log")
     scheduler = None
     try:
-        await worker.start()
         scheduler = processes.start_scheduler("redis-restart", **own_services)
+        await worker.start()  # the scheduler starts meanwhile: each takes seconds
         await schedules.apply_action(redis, active, "start")
         await schedules.apply_action(redis, paused, "start")
         await schedules.apply_action(redis, paused, "pause")

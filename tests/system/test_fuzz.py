@@ -77,7 +77,10 @@ def fuzz_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def fuzz_url(fuzz_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    args = ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    # backend.main:app, with argon2 at its lowest cost: the fuzzer logs in, creates users and
+    # changes passwords hundreds of times, half a second each at the recommended cost.
+    app = "tests.support.cheap_hash_app:app"
+    args = ["uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     process = start([*args, "--no-access-log"], log_name="fuzz-api", env=fuzz_env)
     url = f"http://127.0.0.1:{port}"
     try:

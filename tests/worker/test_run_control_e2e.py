@@ -1,6 +1,7 @@
 """End to end, with real worker (and scheduler) processes: cancelling a run, queued or
 running, and the overlap policies buffer_one and cancel_other."""
 
+import asyncio
 import os
 import time
 import uuid
@@ -39,8 +40,7 @@ async def workers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[lis
     logs = tmp_path_factory.mktemp("workers")
     processes_ = [Worker(logs / f"worker-{n}.log") for n in (1, 2)]
     try:
-        for process in processes_:
-            await process.start()
+        await asyncio.gather(*(process.start() for process in processes_))  # both at once
         queue = os.environ["RABBITMQ_QUEUE"]
         await eventually(lambda: consumer_count(queue), lambda n: n >= 2, timeout=30)
         yield processes_

@@ -51,7 +51,11 @@ export function hashQuery() {
   return new URLSearchParams(at === -1 ? "" : hash.slice(at + 1));
 }
 
+/** A list's filters into the address, while that list is still the page shown: a refresh
+ * answered after the user moved on must not write its address over the new page's (a reload
+ * would then show the list). */
 export function setHashQuery(path, params) {
+  if ((location.hash || "#/configs").split("?")[0] !== path) return;
   const clean = new URLSearchParams();
   for (const [name, value] of params) if (value) clean.set(name, value);
   const text = clean.toString();
