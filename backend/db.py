@@ -1,7 +1,12 @@
-"""Async engine and session factory (built on demand, never at import) and the ORM base."""
+"""Async engine, session factory and reader (built on demand, never at import), ORM base."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -28,3 +33,21 @@ def create_engine(url: str, **kwargs: object) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Reader:
+    """Connections in autocommit for reads that are one statement or a few independent ones:
+    no BEGIN and ROLLBACK around them, and a pre-ping of one round trip instead of three
+    (BEGIN, `;`, ROLLBACK). Handed out in the order asked for: SQLAlchemy's async pool lets a
+    newcomer take the connection just handed to a waiter, who then queues again at the back,
+    so under load a few requests waited seconds; the gate lets in as many readers as the pool
+    has connections, first come, first served."""
+
+    def __init__(self, engine: AsyncEngine, *, connections: int) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._gate = asyncio.Semaphore(connections)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self._gate, self._engine.connect() as connection:
+            yield connection

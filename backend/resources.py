@@ -10,8 +10,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.config import Settings
-from backend.db import create_engine, create_sessionmaker
+from backend.db import Reader, create_engine, create_sessionmaker
 from backend.services.redis.keys import client_for
+
+# Connections beyond pool_size, opened under load and closed after (SQLAlchemy's default).
+MAX_OVERFLOW = 10
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,16 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    reader: Reader  # the engine's pool, in autocommit, for reads with no transaction
 
     @classmethod
     def open(cls, settings: Settings, *, pool_size: int = 5) -> "Resources":
         """Connections are made on first use, so this does no I/O."""
-        engine = create_engine(settings.database_url, pool_size=pool_size)
-        return cls(engine, create_sessionmaker(engine), client_for(settings))
+        engine = create_engine(
+            settings.database_url, pool_size=pool_size, max_overflow=MAX_OVERFLOW
+        )
+        reader = Reader(engine, connections=pool_size + MAX_OVERFLOW)
+        return cls(engine, create_sessionmaker(engine), client_for(settings), reader)
 
     async def close(self) -> None:
         await self.redis.aclose()
