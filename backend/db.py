@@ -36,18 +36,26 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Reader:
-    """Connections in autocommit for reads that are one statement or a few independent ones:
-    no BEGIN and ROLLBACK around them, and a pre-ping of one round trip instead of three
-    (BEGIN, `;`, ROLLBACK). Handed out in the order asked for: SQLAlchemy's async pool lets a
-    newcomer take the connection just handed to a waiter, who then queues again at the back,
-    so under load a few requests waited seconds; the gate lets in as many readers as the pool
-    has connections, first come, first served."""
+    """Connections in autocommit for reads that are one statement or a few independent ones,
+    from a pool of their own: no BEGIN and ROLLBACK around a read, and a pre-ping of one
+    round trip (a connection of the main pool is pinged before it is put in autocommit:
+    BEGIN, `;`, ROLLBACK). Under load every round trip waits for the event loop's turn, so
+    each one counts. No overflow (an overflow connection is closed when returned: a new
+    PostgreSQL backend per read), and handed out first come, first served: SQLAlchemy's
+    async pool lets a newcomer take the connection just handed to a waiter, who then queues
+    again at the back, so under load a few requests waited seconds."""
 
-    def __init__(self, engine: AsyncEngine, *, connections: int) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, url: str, *, connections: int) -> None:
+        self.engine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            isolation_level="AUTOCOMMIT",
+            pool_size=connections,
+            max_overflow=0,
+        )
         self._gate = asyncio.Semaphore(connections)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self._gate, self._engine.connect() as connection:
+        async with self._gate, self.engine.connect() as connection:
             yield connection

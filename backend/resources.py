@@ -13,8 +13,7 @@ from backend.config import Settings
 from backend.db import Reader, create_engine, create_sessionmaker
 from backend.services.redis.keys import client_for
 
-# Connections beyond pool_size, opened under load and closed after (SQLAlchemy's default).
-MAX_OVERFLOW = 10
+READER_CONNECTIONS = 10  # made on first use: the API's, as the worker and scheduler read none
 
 
 @dataclass(frozen=True)
@@ -22,17 +21,16 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
-    reader: Reader  # the engine's pool, in autocommit, for reads with no transaction
+    reader: Reader  # for reads with no transaction (its own pool, in autocommit)
 
     @classmethod
     def open(cls, settings: Settings, *, pool_size: int = 5) -> "Resources":
         """Connections are made on first use, so this does no I/O."""
-        engine = create_engine(
-            settings.database_url, pool_size=pool_size, max_overflow=MAX_OVERFLOW
-        )
-        reader = Reader(engine, connections=pool_size + MAX_OVERFLOW)
+        engine = create_engine(settings.database_url, pool_size=pool_size)
+        reader = Reader(settings.database_url, connections=READER_CONNECTIONS)
         return cls(engine, create_sessionmaker(engine), client_for(settings), reader)
 
     async def close(self) -> None:
         await self.redis.aclose()
         await self.engine.dispose()
+        await self.reader.engine.dispose()

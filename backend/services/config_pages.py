@@ -123,7 +123,7 @@ def _total_and_page(
 ) -> Select[Any]:
     """`total, <the _SELECTED columns>, xmin` per row of the page (the total is an
     uncorrelated subquery: PostgreSQL counts once per statement)."""
-    total = select(func.count(TaskConfig.id)).where(*conditions).scalar_subquery()
+    total = select(func.count()).select_from(TaskConfig).where(*conditions).scalar_subquery()
     return (
         select(total.label("total"), *_SELECTED, literal_column("task_configs.xmin").label("xmin"))
         .where(*conditions)
@@ -150,7 +150,7 @@ async def render_page(
         if found:
             total = found[0].total
         elif offset:  # past the end: no row carries the total
-            count = select(func.count(TaskConfig.id)).where(*conditions)
+            count = select(func.count()).select_from(TaskConfig).where(*conditions)
             total = await connection.scalar(count) or 0
         else:
             total = 0

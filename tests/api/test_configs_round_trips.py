@@ -35,7 +35,8 @@ class RoundTrips:
 @contextmanager
 def counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     trips = RoundTrips()
-    engine = app.state.resources.engine.sync_engine
+    resources = app.state.resources
+    engines = [resources.engine.sync_engine, resources.reader.engine.sync_engine]
 
     def on_sql(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         trips.sql.append(statement)
@@ -55,13 +56,15 @@ def counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTri
         trips.redis.append([str(command[0][0]).upper() for command in self.command_stack])
         return await flush(self, raise_on_error)
 
-    event.listen(engine, "before_cursor_execute", on_sql)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_sql)
     monkeypatch.setattr(Redis, "execute_command", counted_single)
     monkeypatch.setattr(Pipeline, "execute", counted_flush)
     try:
         yield trips
     finally:
-        event.remove(engine, "before_cursor_execute", on_sql)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_sql)
         monkeypatch.undo()
 
 
