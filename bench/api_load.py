@@ -135,7 +135,7 @@ async def served(env: dict[str, str], root: Path = common.ROOT) -> AsyncIterator
     port = free_port()
     process = common.start(
         ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning",
+         "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
          # Idle while the other contender is measured: keep its clients' connections open.
          "--timeout-keep-alive", "600"],
         env, f"api-{root.name}", root=root,
