@@ -24,7 +24,17 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, Select, Text, cast, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from typing_extensions import TypedDict  # pydantic takes typing's only from Python 3.12
 
@@ -118,19 +128,22 @@ def _stored_part(row: Sequence[Any]) -> tuple[bytes, int | None]:
     return rendered
 
 
-def _total_and_page(
-    conditions: list[ColumnElement[bool]], *, limit: int, offset: int
-) -> Select[Any]:
+def _total_and_page(conditions: list[ColumnElement[bool]]) -> Select[Any]:
     """`total, <the _SELECTED columns>, xmin` per row of the page (the total is an
-    uncorrelated subquery: PostgreSQL counts once per statement)."""
+    uncorrelated subquery: PostgreSQL counts once per statement); limit and offset are the
+    parameters `page_limit` and `page_offset`."""
     total = select(func.count()).select_from(TaskConfig).where(*conditions).scalar_subquery()
     return (
         select(total.label("total"), *_SELECTED, literal_column("task_configs.xmin").label("xmin"))
         .where(*conditions)
         .order_by(TaskConfig.id)
-        .limit(limit)
-        .offset(offset)
+        .limit(bindparam("page_limit", type_=Integer))
+        .offset(bindparam("page_offset", type_=Integer))
     )
+
+
+# Built once: building the statement and its cache key took a tenth of an unfiltered page.
+_UNFILTERED = _total_and_page([])
 
 
 async def render_page(
@@ -144,9 +157,9 @@ async def render_page(
 ) -> bytes:
     """The page's JSON: `{"items": [...], "total", "limit", "offset"}`."""
     async with reader.connect() as connection:
-        found = (
-            await connection.execute(_total_and_page(conditions, limit=limit, offset=offset))
-        ).all()
+        statement = _total_and_page(conditions) if conditions else _UNFILTERED
+        parameters = {"page_limit": limit, "page_offset": offset}
+        found = (await connection.execute(statement, parameters)).all()
         if found:
             total = found[0].total
         elif offset:  # past the end: no row carries the total
