@@ -1,4 +1,5 @@
-"""The connections every process holds: the database engine, its sessions and a Redis client.
+"""The connections every process holds: the database engine, its sessions, the reader (reads
+in autocommit, its own pool, used by the API) and a Redis client.
 
 The API (lifespan), the worker (startup event) and the scheduler (its schedule source's
 startup) open them with `Resources.open` and close them with `close`, the same way.
