@@ -1,4 +1,5 @@
-"""The connections every process holds: the database engine, its sessions and a Redis client.
+"""The connections every process holds: the database engine, its sessions, the reader (reads
+in autocommit, its own pool, used by the API) and a Redis client.
 
 The API (lifespan), the worker (startup event) and the scheduler (its schedule source's
 startup) open them with `Resources.open` and close them with `close`, the same way.
@@ -10,8 +11,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.config import Settings
-from backend.db import create_engine, create_sessionmaker
+from backend.db import Reader, create_engine, create_sessionmaker
 from backend.services.redis.keys import client_for
+
+READER_CONNECTIONS = 10  # made on first use: the API's, as the worker and scheduler read none
 
 
 @dataclass(frozen=True)
@@ -19,13 +22,16 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    reader: Reader  # for reads with no transaction (its own pool, in autocommit)
 
     @classmethod
     def open(cls, settings: Settings, *, pool_size: int = 5) -> "Resources":
         """Connections are made on first use, so this does no I/O."""
         engine = create_engine(settings.database_url, pool_size=pool_size)
-        return cls(engine, create_sessionmaker(engine), client_for(settings))
+        reader = Reader(settings.database_url, connections=READER_CONNECTIONS)
+        return cls(engine, create_sessionmaker(engine), client_for(settings), reader)
 
     async def close(self) -> None:
         await self.redis.aclose()
         await self.engine.dispose()
+        await self.reader.engine.dispose()

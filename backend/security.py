@@ -59,8 +59,20 @@ def encode_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM), claims
 
 
+# Access tokens verified, by (secret, token): a token's signature and claims never change, so
+# one seen before needs only its expiry checked (what pyjwt checks, as pyjwt does). Every
+# request carries one; the whole cache is dropped when it is full.
+VERIFIED_ACCESS_TOKENS = 10_000
+_verified: dict[tuple[str, str], dict[str, Any]] = {}
+
+
 def decode_token(token: str, *, secret: str, expected_type: TokenType) -> dict[str, Any]:
     """Verify signature, expiry and type with the algorithm pinned; any failure is a 401."""
+    known = _verified.get((secret, token)) if expected_type == "access" else None
+    if known is not None:
+        if known["exp"] <= datetime.now(UTC).timestamp():
+            raise Unauthorized("Token has expired")
+        return dict(known)
     try:
         claims = jwt.decode(
             token,
@@ -74,6 +86,10 @@ def decode_token(token: str, *, secret: str, expected_type: TokenType) -> dict[s
         raise Unauthorized("Invalid token") from exc
     if claims["type"] != expected_type:
         raise Unauthorized(f"Expected an {expected_type} token")
+    if expected_type == "access":
+        if len(_verified) >= VERIFIED_ACCESS_TOKENS:
+            _verified.clear()
+        _verified[(secret, token)] = dict(claims)
     return claims
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from backend.api.deps import RedisDep, SessionDep, SettingsDep
+from backend.api.deps import get_app_settings, get_redis, get_sessionmaker
 from backend.api.route_templates import RouteTemplates
 from backend.errors import Forbidden, Unauthorized
 from backend.models import Role
@@ -75,11 +75,7 @@ def rule_for(request: Request) -> Rule:
 
 
 async def authorize(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
-    redis: RedisDep,
-    settings: SettingsDep,
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal | None:
     """The caller, checked against the route's rule (None on a public route)."""
     rule = rule_for(request)
@@ -87,7 +83,14 @@ async def authorize(
         return None
     if token is None:
         raise Unauthorized("Not authenticated")
-    principal = await auth.authenticate(session, redis, settings=settings, token=token)
+    # The getters called, not depended on: FastAPI walks each dependency of every request
+    # (a tenth of a `/users/me`), and a session is opened only when a cache misses.
+    principal = await auth.authenticate(
+        await get_sessionmaker(request),
+        await get_redis(request),
+        settings=await get_app_settings(request),
+        token=token,
+    )
     if rule != SIGNED_IN and not principal.may(rule):
         raise Forbidden(f"This needs the {rule} role or higher; you have {principal.role}")
     return principal

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_aio_pika import AioPikaBroker
 
 from backend.config import Settings
+from backend.db import Reader
 from backend.errors import NotFound
 from backend.models import TaskConfig, User
 from backend.schemas.common import Id
@@ -26,6 +27,10 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return request.app.state.resources.sessionmaker
 
 
+async def get_reader(request: Request) -> Reader:
+    return request.app.state.resources.reader
+
+
 async def get_redis(request: Request) -> Redis:
     return request.app.state.resources.redis
 
@@ -41,6 +46,8 @@ async def get_app_settings(request: Request) -> Settings:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 # For checks that must not share the request's session (the health checks run concurrently).
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+# For a read of one statement (and no write): a connection held for that statement only.
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 BrokerDep = Annotated[AioPikaBroker, Depends(get_broker)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

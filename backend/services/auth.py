@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.errors import TooManyRequests, Unauthorized
@@ -18,6 +18,7 @@ from backend.security import decode_token, encode_token, new_token_id, subject_i
 from backend.services import audit, tokens, users
 from backend.services.audit import Actor
 from backend.services.redis import auth as auth_store
+from backend.services.redis import cache
 
 logger = logging.getLogger(__name__)
 
@@ -124,25 +125,38 @@ async def logout(redis: Redis, *, user_id: int) -> None:
 
 
 async def authenticate(
-    session: AsyncSession, redis: Redis, *, settings: Settings, token: str
+    sessions: async_sessionmaker[AsyncSession], redis: Redis, *, settings: Settings, token: str
 ) -> Principal:
     """Who a bearer token names: an API token (`thk_...`) or a JWT access token. The user
-    comes from the user cache, so a warm cache costs no SQL either way."""
+    comes from the user cache, so a warm cache costs no SQL either way, and a JWT with a warm
+    cache not even a session (one is opened only for what the caches miss)."""
     if tokens.is_api_token(token):
-        api_token = await tokens.resolve(session, redis, secret=token)
-        user = await _active_user(session, redis, user_id=api_token.user_id)
+        async with sessions() as session:
+            api_token = await tokens.resolve(session, redis, secret=token)
+            user = await _active_user(session, redis, user_id=api_token.user_id)
         role = min(api_token.role, user.role, key=ROLES.index)
         return Principal(user=user, role=role, token_id=api_token.id)
     claims = decode_token(
         token, secret=settings.jwt_secret.get_secret_value(), expected_type="access"
     )
-    user = await _active_user(session, redis, user_id=subject_id(claims))
+    user_id = subject_id(claims)
+    cached = await cache.get_user(redis, user_id)
+    if cached is not None:
+        return Principal(user=_check_active(cached), role=cached.role)
+    async with sessions() as session:
+        user = await _active_user(session, redis, user_id=user_id)
     return Principal(user=user, role=user.role)
 
 
 async def _active_user(session: AsyncSession, redis: Redis, *, user_id: int) -> UserRead:
     user = await users.get_cached(session, redis, user_id=user_id)
-    if user is None or not user.is_active:
+    if user is None:
+        raise Unauthorized("User is inactive or unknown")
+    return _check_active(user)
+
+
+def _check_active(user: UserRead) -> UserRead:
+    if not user.is_active:
         raise Unauthorized("User is inactive or unknown")
     return user
 

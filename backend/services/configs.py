@@ -2,9 +2,9 @@
 schedule state from Redis.
 
 PostgreSQL holds the config; Redis holds its schedule status and next run. Listing a page
-costs two SQL statements (page + total) and one Redis round trip for all live states,
-whatever the page size (plus one Redis read when filtering by status); config_pages renders
-it.
+costs one SQL statement (the total and the page) and one Redis round trip for all live
+states, whatever the page size (plus one Redis read when filtering by status); config_pages
+renders it.
 """
 
 from typing import Any
@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.db import Reader
 from backend.errors import Conflict, InvalidInput
 from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
@@ -152,7 +153,7 @@ def _conditions(
 
 
 async def list_page(
-    session: AsyncSession,
+    reader: Reader,
     redis: Redis,
     *,
     limit: int,
@@ -173,7 +174,7 @@ async def list_page(
         task_type=task_type, scheduler_type=scheduler_type, search=search, status_ids=status_ids
     )
     return await config_pages.render_page(
-        session, redis, conditions=conditions, limit=limit, offset=offset,
+        reader, redis, conditions=conditions, limit=limit, offset=offset,
         include_stats=include_stats,
     )  # fmt: skip
 

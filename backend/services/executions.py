@@ -8,7 +8,7 @@ from datetime import datetime
 from redis.asyncio import Redis
 from sqlalchemy import Integer, cast, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.errors import NotFound
 from backend.models import TaskExecution
@@ -102,7 +102,9 @@ async def recent(session: AsyncSession, *, since: datetime) -> RecentRuns:
     return RecentRuns(runs=runs, successes=successes)
 
 
-async def stats_for(session: AsyncSession, *, config_ids: list[int]) -> dict[int, ExecutionStats]:
+async def stats_for(
+    session: AsyncSession | AsyncConnection, *, config_ids: list[int]
+) -> dict[int, ExecutionStats]:
     """Stats for each id (zeros for a config that never ran), in one statement."""
     if not config_ids:
         return {}

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from backend.api.access import CurrentPrincipal
-from backend.api.deps import RedisDep, SessionDep, ValidConfig
+from backend.api.deps import ReaderDep, RedisDep, SessionDep, ValidConfig
 from backend.models import ScheduleStatus
 from backend.schemas.common import Offset, Page, Text
 from backend.schemas.configs import TaskConfigCreate, TaskConfigRead, TaskConfigUpdate
@@ -37,7 +37,7 @@ async def create_config(
 
 @router.get("", response_model=Page[TaskConfigRead])
 async def list_configs(
-    session: SessionDep,
+    reader: ReaderDep,
     redis: RedisDep,
     task_type: Annotated[Text | None, Query(max_length=200)] = None,
     scheduler_type: SchedulerType | None = None,
@@ -51,7 +51,7 @@ async def list_configs(
 ) -> Response:
     # Rendered by the service as the JSON of Page[TaskConfigRead] (the documented model).
     page = await configs.list_page(
-        session,
+        reader,
         redis,
         limit=limit,
         offset=offset,
