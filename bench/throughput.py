@@ -498,7 +498,11 @@ def report(result: Result) -> str:
             f" and headers for raw; ack on receipt, prefetch {PREFETCH}; Taskhub and raw publish"
             f" with {PUBLISH_CONCURRENCY} publisher confirms in flight, Celery with its own"
             f" `apply_async`. Taskhub: `{' '.join(TASKHUB_WORKER)}` (default settings: record"
-            " batches gathered for 5 ms). Celery:"
+            " batches gathered for 5 ms). Bare taskiq: `taskiq worker"
+            f" {BARE_APP} --workers 1 --ack-type when_received --log-level WARNING`"
+            " (taskiq-aio-pika's broker on the same options, a `demo.sleep` of the same"
+            " signature, rows gathered for 5 ms and written in one `INSERT`; no per-run INFO"
+            " line, as Taskhub's default `WORKER_LOG_RUNS=false`). Celery:"
             f" `celery worker {' '.join(CELERY_POOL)}`, `task_acks_late=False`,"
             " `worker_prefetch_multiplier=10`, one autocommit psycopg `INSERT ... ON CONFLICT"
             " (task_id) DO NOTHING` per run in `task_postrun`. Everything (bench client, workers,"
@@ -512,6 +516,7 @@ def report(result: Result) -> str:
                 wait=taskhub_wait,
                 ceiling=1000 / taskhub_cpu,
                 celery_cpu=result.median(result.cpu_ms_per_run, "celery"),
+                bare_cpu=result.median(result.cpu_ms_per_run, "bare"),
             ),
         ]
     )
@@ -521,14 +526,18 @@ LIMITS = (
     "the Taskhub worker is one Python process bound by CPU: {cpu:.2f} ms per run, so at most"
     " ~{ceiling:,.0f} runs/s on a core of its own, and here it waited for a core {wait:.0%} of"
     " the time it could have run (2 cores shared with RabbitMQ, PostgreSQL, the bench client"
-    " and other work). A py-spy profile of the worker shows about a third of that CPU in"
-    " socket writes: one AMQP ack frame and one Redis `EVALSHA` (the in-flight mark, needed"
-    " before the ack so a killed worker's run is still recorded) per run; the rest is"
-    " taskiq's per-message path (parsing, dependency injection, the timeout scope, its"
-    " prefetch queue) and aio-pika/pamqp frame handling. The record itself costs little now:"
-    " one multi-row `INSERT` and one Redis transaction per 5 ms batch. Celery's worker"
-    " ({celery_cpu:.2f} ms CPU per run) also waits for one synchronous commit (a WAL flush)"
-    " per row, one row after the other, so its rate follows the disk's commit latency."
+    " and other work). Bare taskiq ({bare_cpu:.2f} ms per run) is the framework's own cost:"
+    " frame handling in aio-pika/pamqp, taskiq's parsing, timeout scope and prefetch queue,"
+    " and one ack frame per run. What Taskhub adds per run is the in-flight mark and attempt"
+    " claim (one Redis script before the ack: the deliveries taken together share one"
+    " pipeline, but at these rates they reach the worker about one loop turn apart, so a"
+    " pipeline holds one or two), the run context and cancel guard around the call, and the"
+    " record's bookkeeping (one multi-row `INSERT` and one Redis transaction per 5 ms batch);"
+    " its acks are written together (a few runs' acks in one frame). Syscalls are dear on"
+    " this virtual machine: a socket write costs about as much as a run's own Python work."
+    " Celery's worker ({celery_cpu:.2f} ms CPU per run) also waits for one synchronous commit"
+    " (a WAL flush) per row, one row after the other, so its rate follows the disk's commit"
+    " latency."
 )
 
 
