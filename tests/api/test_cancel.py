@@ -83,26 +83,25 @@ async def test_a_queued_run_is_cancelled_and_recorded_once(
     assert finished.json()["error"]["code"] == "conflict"
 
 
+async def worker_starts(
+    redis: Redis, task_id: str, config_id: int, trigger: str
+) -> live_runs.Admission:
+    """What a worker's in-flight mark of the run's first attempt answers."""
+    now = time.time()
+    attempt = live_runs.Start(
+        task_id=task_id, config_id=config_id, trigger=trigger, attempt=1,
+        started_at=now, deadline=now + 60, ttl=600,
+    )  # fmt: skip
+    return await live_runs.start(redis, attempt)
+
+
 async def test_a_running_run_is_asked_to_stop(
     client: httpx.AsyncClient, session: AsyncSession, redis: Redis
 ) -> None:
     config = await create_config(session)
     username, headers = await operator(session)
     task_id = uuid.uuid4().hex
-    now = time.time()
-    admission = await live_runs.start(
-        redis,
-        live_runs.Start(
-            task_id=task_id,
-            config_id=config.id,
-            trigger="manual",
-            attempt=1,
-            started_at=now,
-            deadline=now + 60,
-            ttl=600,
-        ),
-    )
-    assert admission == "started"
+    assert await worker_starts(redis, task_id, config.id, "manual") == "started"
     response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
     assert response.status_code == 202
     assert response.json()["state"] == "cancelling"
@@ -126,19 +125,7 @@ async def test_a_sent_fire_not_started_is_cancelled(
     response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)
     assert response.status_code == 202
     assert (response.json()["state"], response.json()["trigger"]) == ("cancelling", "scheduled")
-    now = time.time()
-    refused = await live_runs.start(
-        redis,
-        live_runs.Start(
-            task_id=task_id,
-            config_id=config.id,
-            trigger="scheduled",
-            attempt=1,
-            started_at=now,
-            deadline=now + 60,
-            ttl=600,
-        ),
-    )
+    refused = await worker_starts(redis, task_id, config.id, "scheduled")
     assert refused == "cancelled"  # its delivery, when it comes, never starts
     async with redis.pipeline(transaction=True) as pipe:  # leave nothing due for a reaper
         live_runs.queue_finish_many(pipe, [(task_id, config.id)])

@@ -4,7 +4,8 @@ acked before it was asked to be."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -62,6 +63,25 @@ class Spy:
         await self._send(tag, multiple=multiple)
 
 
+@asynccontextmanager
+async def delivered(
+    name: str, n: int, *, prefetch: int
+) -> AsyncIterator[tuple[list[int], list[Callable[[], Awaitable[None]]], Acks, Spy]]:
+    """n deliveries taken off a fresh queue on one channel: their tags, their acks (an Acks
+    of the given prefetch) and the spy on what the acks write. The channel closes at the end:
+    what was not acked goes back to the queue."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=max(prefetch, n))
+        deliveries = await take(await fill(channel, name, n), n)
+        acks, raw = Acks(prefetch=prefetch), deliveries[0].channel
+        spy = Spy(raw)
+        tags = [d.delivery_tag for d in deliveries]
+        yield tags, [acks.delivered(raw, tag) for tag in tags], acks, spy  # type: ignore[arg-type]
+        await channel.close()
+
+
 async def left_in(name: str) -> int:
     """Messages ready in the queue once every consumer channel is closed (unacked requeued)."""
     connection = await aio_pika.connect(AMQP_URL)
@@ -80,21 +100,12 @@ async def test_acks_asked_together_go_as_one_frame(
     queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(backend.acks, "ACK_WINDOW_SECONDS", 0.2)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=50)
-        queue = await fill(channel, queue_name, 20)
-        deliveries = await take(queue, 20)
-        acks, raw = Acks(prefetch=100), deliveries[0].channel
-        spy = Spy(raw)
-        ack_of = [acks.delivered(raw, d.delivery_tag) for d in deliveries]  # type: ignore[arg-type]
+    async with delivered(queue_name, 20, prefetch=100) as (tags, ack_of, _, spy):
         for ack in reversed(ack_of):
             await ack()  # queued: returns before anything is written
         assert spy.sent == []
         await eventually(spy.frames)
-        assert spy.sent == [(deliveries[-1].delivery_tag, True)]
-        await channel.close()
+        assert spy.sent == [(tags[-1], True)]
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
@@ -103,27 +114,15 @@ async def test_acks_asked_together_go_as_one_frame(
 
 
 async def test_a_delivery_not_yet_asked_for_is_never_acked(queue_name: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=50)
-        queue = await fill(channel, queue_name, 5)
-        deliveries = await take(queue, 5)
-        acks, raw = Acks(prefetch=100), deliveries[0].channel
-        spy = Spy(raw)
-        first, second, third, *_ = [
-            acks.delivered(raw, d.delivery_tag)  # type: ignore[arg-type]
-            for d in deliveries
-        ]
+    async with delivered(queue_name, 5, prefetch=100) as (tags, ack_of, acks, spy):
+        first, second, third, *_ = ack_of
         await second()
         await third()  # the first is still being marked
         await acks.drain()
-        tags = [d.delivery_tag for d in deliveries]
         assert spy.sent == [(tags[1], False), (tags[2], False)]  # one by one, not multiple
         await first()
         await acks.drain()
         assert spy.sent[-1] == (tags[0], True)  # the prefix now ends at the first
-        await channel.close()
     # The fourth and fifth were never asked for: back in the queue, nothing else.
     assert await left_in(queue_name) == 2
 
@@ -134,21 +133,13 @@ async def test_half_the_prefetch_window_waiting_is_written_at_once(
     """The acks are not held for the whole window when half the prefetch waits for them:
     RabbitMQ sends no more deliveries than the prefetch allows unacked."""
     monkeypatch.setattr(backend.acks, "ACK_WINDOW_SECONDS", 30)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=10)
-        queue = await fill(channel, queue_name, 10)
-        deliveries = await take(queue, 10)
-        acks, raw = Acks(prefetch=10), deliveries[0].channel
-        spy = Spy(raw)
-        ack_of = [acks.delivered(raw, d.delivery_tag) for d in deliveries]  # type: ignore[arg-type]
+    async with delivered(queue_name, 10, prefetch=10) as (tags, ack_of, acks, spy):
         for ack in ack_of[:4]:
             await ack()
         await ack_of[4]()  # the fifth: half of 10, written without waiting for the window
         await eventually(spy.frames, timeout=5)
-        assert spy.sent == [(deliveries[4].delivery_tag, True)]
+        assert spy.sent == [(tags[4], True)]
         for ack in ack_of[5:]:
             await ack()
         await acks.drain()
-        assert spy.sent[-1] == (deliveries[-1].delivery_tag, True)
+        assert spy.sent[-1] == (tags[-1], True)
