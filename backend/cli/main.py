@@ -41,7 +41,7 @@ def login(url: str, username: str | None) -> None:
     with Client(url=url, token=token) as api:
         me = api.get("/users/me")
     path = save(Credentials(url=url, token=token))
-    click.echo(f"Signed in to {url} as {me['username']} ({me.get('role', 'user')}); "
+    click.echo(f"Signed in to {url} as {me['username']} ({me.get('effective_role', 'user')}); "
                f"credentials in {path}")  # fmt: skip
 
 

@@ -45,6 +45,16 @@ class UserRead(BaseModel):
         return self.role == "admin"
 
 
+class MeRead(UserRead):
+    """The caller: the user, and what this request may do. Through an API token the role in
+    effect is the lower of the token's and the user's (`role` stays the user's)."""
+
+    effective_role: Role
+    api_token_id: int | None = Field(
+        default=None, description="The API token this request came with; null for a login."
+    )
+
+
 # Marked deprecated in the schema only: pydantic's own `deprecated=` warns on every read.
 IS_SUPERUSER = Field(
     default=None,

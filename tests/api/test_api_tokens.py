@@ -59,7 +59,16 @@ async def test_the_effective_role_is_the_lower_of_token_and_user(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, admin = await user_headers(session, "admin")
-    viewer_token = bearer(str((await mint(client, admin, role="viewer"))["token"]))
+    minted = await mint(client, admin, role="viewer")
+    viewer_token = bearer(str(minted["token"]))
+    me = (await client.get(ME, headers=viewer_token)).json()
+    assert (me["role"], me["effective_role"], me["api_token_id"]) == (
+        "admin",
+        "viewer",
+        minted["id"],
+    )
+    logged_in = (await client.get(ME, headers=admin)).json()
+    assert (logged_in["effective_role"], logged_in["api_token_id"]) == ("admin", None)
     assert (await client.get("/api/v1/tasks/configs", headers=viewer_token)).status_code == 200
     refused = await client.post("/api/v1/tasks/configs", json=sleep_config(), headers=viewer_token)
     assert refused.status_code == 403

@@ -30,7 +30,7 @@ async def test_me_returns_the_user_without_the_hash(
     response = await client.get(ME, headers=superuser_headers)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == READ_FIELDS
+    assert set(body) == READ_FIELDS | {"effective_role", "api_token_id"}
     assert body["email"] == "admin@example.com"
     assert body["is_superuser"] is True
     assert "argon2" not in response.text

@@ -7,15 +7,19 @@ from fastapi import APIRouter, Query, status
 from backend.api.access import CurrentPrincipal
 from backend.api.deps import RedisDep, SessionDep, ValidUser
 from backend.schemas.common import Offset, Page
-from backend.schemas.users import UserCreate, UserRead, UserUpdate
+from backend.schemas.users import MeRead, UserCreate, UserRead, UserUpdate
 from backend.services import users
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def read_me(principal: CurrentPrincipal) -> UserRead:
-    return principal.user
+async def read_me(principal: CurrentPrincipal) -> MeRead:
+    return MeRead(
+        **principal.user.model_dump(exclude={"is_superuser"}),
+        effective_role=principal.role,
+        api_token_id=principal.token_id,
+    )
 
 
 @router.get("")
