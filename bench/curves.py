@@ -201,6 +201,8 @@ async def api_curve() -> list[str]:
         await fleet.delete_keys(redis, env["REDIS_PREFIX"])
         await redis.aclose()
         await drop_database(url)
+        # The served API declares its queues at startup: leave none behind.
+        await common.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
     lines = [
         f"### API: the list page over N configs ({EXECUTIONS:,} execution records)",
         "",
