@@ -37,8 +37,8 @@ class ChannelAcks:
     def __init__(self, channel: AbstractChannel, *, flush_at: int) -> None:
         self._channel = channel
         self._flush_at = flush_at
-        self._unacked: deque[int] = deque()  # delivery tags, in delivery order
-        self._acked_alone: set[int] = set()  # acked one by one, still in _unacked
+        # Delivery tags not acked yet, in delivery order: at most the prefetch window.
+        self._unacked: deque[int] = deque()
         self._asked: set[int] = set()
         self._enough = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -82,20 +82,14 @@ class ChannelAcks:
 
     async def _send(self, asked: set[int]) -> None:
         last = None
-        while self._unacked and (
-            self._unacked[0] in asked or self._unacked[0] in self._acked_alone
-        ):
-            tag = self._unacked.popleft()
-            if tag in self._acked_alone:
-                self._acked_alone.discard(tag)
-            else:
-                asked.discard(tag)
-                last = tag
+        while self._unacked and self._unacked[0] in asked:
+            last = self._unacked.popleft()
+            asked.discard(last)
         if last is not None:
             await self._channel.basic_ack(last, multiple=True)
         for tag in sorted(asked):  # behind a delivery not asked for yet: each on its own
             await self._channel.basic_ack(tag)
-            self._acked_alone.add(tag)
+            self._unacked.remove(tag)
 
 
 class Acks:

@@ -140,23 +140,20 @@ async def authenticate(
         token, secret=settings.jwt_secret.get_secret_value(), expected_type="access"
     )
     user_id = subject_id(claims)
-    cached = await cache.get_user(redis, user_id)
-    if cached is not None:
-        return Principal(user=_check_active(cached), role=cached.role)
-    async with sessions() as session:
-        user = await _active_user(session, redis, user_id=user_id)
+    found = await cache.get_user(redis, user_id)
+    if found is None:  # only now a session: a warm cache needs none
+        async with sessions() as session:
+            found = await users.load_into_cache(session, redis, user_id=user_id)
+    user = _active(found)
     return Principal(user=user, role=user.role)
 
 
 async def _active_user(session: AsyncSession, redis: Redis, *, user_id: int) -> UserRead:
-    user = await users.get_cached(session, redis, user_id=user_id)
-    if user is None:
-        raise Unauthorized("User is inactive or unknown")
-    return _check_active(user)
+    return _active(await users.get_cached(session, redis, user_id=user_id))
 
 
-def _check_active(user: UserRead) -> UserRead:
-    if not user.is_active:
+def _active(user: UserRead | None) -> UserRead:
+    if user is None or not user.is_active:
         raise Unauthorized("User is inactive or unknown")
     return user
 

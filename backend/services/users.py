@@ -47,6 +47,11 @@ async def get_cached(session: AsyncSession, redis: Redis, *, user_id: int) -> Us
     cached = await cache.get_user(redis, user_id)
     if cached is not None:
         return cached
+    return await load_into_cache(session, redis, user_id=user_id)
+
+
+async def load_into_cache(session: AsyncSession, redis: Redis, *, user_id: int) -> UserRead | None:
+    """The record from the database, put in the user cache (after a cache miss)."""
     user = await get(session, user_id=user_id)
     if user is None:
         return None
