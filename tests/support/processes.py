@@ -79,23 +79,3 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
-
-
-def tcp_ports_to(pid: int, remote_port: int) -> set[int]:
-    """The local ports of a process's TCP connections to `remote_port` (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            local, remote, inode = fields[1], fields[2], fields[9]
-            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port:
-                ports.add(int(local.rsplit(":", 1)[1], 16))
-    return ports
