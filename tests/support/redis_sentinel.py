@@ -12,6 +12,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tests.support.processes import eventually
+
 MASTER_NAME = "taskhub-test"
 DOWN_AFTER_MS = 1000
 
@@ -97,16 +99,21 @@ class SentinelSet:
         return info.get("master_link_status") == "up"
 
     async def master_port_now(self) -> int | None:
-        """The port the sentinels name as master, if they agree."""
-        ports = set()
+        """The port the sentinels name as master, if they all agree; None while they do not
+        (a sentinel still switching over names the old master, or none)."""
+        ports: set[int | None] = set()
         for port in self.sentinel_ports:
             sentinel = Redis(port=port, decode_responses=True, socket_timeout=2)
             try:
-                _host, master = await sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
-                ports.add(int(master))
+                address = await sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
             finally:
                 await sentinel.aclose()
+            ports.add(address[1] if address else None)
         return ports.pop() if len(ports) == 1 else None
+
+    async def promoted(self, port: int, timeout: float = 30) -> None:
+        """Wait until every sentinel names `port` as master: the failover is over."""
+        await eventually(self.master_port_now, lambda master: master == port, timeout=timeout)
 
     def kill(self, port: int) -> None:
         """SIGKILL one server: what a lost machine does to it."""

@@ -6,8 +6,9 @@ executed twice (each claim was on the replica before its fire was sent: WAIT), a
 fires of the failover window are missed (and accounted so), every run has one record."""
 
 import asyncio
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,6 +72,24 @@ async def app_on_sentinel(on_sentinel: Settings) -> AsyncIterator[FastAPI]:
     await resources.close()
 
 
+# Fixtures, so they stop whatever fails: a worker left behind would consume the session's
+# queue on a dead Redis, a scheduler keep firing, into the tests after this one.
+@pytest.fixture
+def worker(sentinels: SentinelSet, tmp_path: Path) -> Iterator[Worker]:
+    created = Worker(
+        tmp_path / "worker.log", env=sentinels.env(), modules=("tests.support.sink_task",)
+    )
+    yield created
+    created.stop()
+
+
+@pytest.fixture
+def scheduler(sentinels: SentinelSet) -> Iterator[subprocess.Popen]:
+    process = processes.start_scheduler("scheduler-failover", **sentinels.env())
+    yield process
+    processes.stop(process)
+
+
 @pytest.fixture
 async def sink() -> AsyncIterator[HttpSink]:
     async with http_sink() as server:
@@ -105,18 +124,16 @@ def covered(fire: datetime, missed: list[dict]) -> bool:
 
 async def test_a_sentinel_failover_repeats_no_fire_and_loses_no_record(
     sentinels: SentinelSet,
+    worker: Worker,
+    scheduler: subprocess.Popen,
     redis_on_sentinel: Redis,
     app_on_sentinel: FastAPI,
     sink: HttpSink,
-    tmp_path: Path,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     superuser_headers: dict[str, str],
 ) -> None:
     redis = redis_on_sentinel
-    env = sentinels.env()
-    worker = Worker(tmp_path / "worker.log", env=env, modules=("tests.support.sink_task",))
-    scheduler = processes.start_scheduler("scheduler-failover", **env)
     scheduled = await create_config(
         session, task_type=sink_task.NAME, parameters={"url": sink.url("/fire")},
         scheduler_type="interval", schedule_config={"seconds": 1}, overlap_policy="allow",
@@ -148,7 +165,7 @@ async def test_a_sentinel_failover_repeats_no_fire_and_loses_no_record(
             lambda: asyncio.sleep(0, accepted_since_kill()), timeout=30, interval=0.1
         )
         back = time.monotonic() - killed
-        assert await sentinels.master_port_now() == sentinels.replica_port
+        await sentinels.promoted(sentinels.replica_port)
         back_at = datetime.now(UTC)
 
         # The schedule fires again on the promoted master.
