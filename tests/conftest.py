@@ -72,6 +72,33 @@ def metrics_directory() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+async def session_redis() -> AsyncIterator[Redis]:
+    """A client of the session's Redis of its own: a test's fixtures may point the settings
+    elsewhere (a Redis of their own, a down one) while it runs."""
+    from backend.services.redis.keys import create_client
+
+    client = create_client(os.environ["REDIS_URL"])
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def no_schedule_left_active(session_redis: Redis) -> AsyncIterator[None]:
+    """Forget, once a test is over, every schedule it left active. The session shares one
+    Redis prefix, so such a schedule would fire through every scheduler a later test starts,
+    into that test's queue. Every way a test starts one (an action, auto_start, an apply, the
+    CLI, a process of its own) ends in the `active` status set, so that is what is compared;
+    being autouse, this is set up before, and torn down after, the test's other fixtures."""
+    from backend.services import schedules
+    from backend.services.redis import scheduler as schedule_state
+
+    before = await schedule_state.ids_with_status(session_redis, "active")
+    yield
+    for config_id in await schedule_state.ids_with_status(session_redis, "active") - before:
+        await schedules.forget(session_redis, config_id)
+
+
+@pytest.fixture(scope="session")
 async def app() -> AsyncIterator[FastAPI]:
     from backend.main import create_app
 

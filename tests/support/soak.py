@@ -127,27 +127,17 @@ class Soak:
 
     async def _wait_for_runs_in_flight(self, *, timeout: float) -> None:
         """Runs of killed workers are reaped after their deadline (timeout + grace); what is
-        still in flight at `timeout` is kept for the report, with its deadline. Only the
-        soak's own runs count: a schedule another test of the session left active fires
-        through the soak's schedulers too (one prefix), and its runs are not the soak's."""
-        ours = {*self.seen.config_ids, self.seen.manual_id}
+        still in flight at `timeout` is kept for the report, with its deadline."""
         deadline = time.monotonic() + timeout
         while True:
-            left = await self._own_in_flight(ours)
+            left = await live_runs.count_in_flight(self.redis)
             if not left or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
-        self.seen.in_flight_at_end = len(left)
-        for task_id, (due, run) in left.items():
-            self.seen.left_in_flight.append(f"in flight at the end: {task_id}, due {due}: {run}")
-
-    async def _own_in_flight(self, ours: set[int]) -> dict[str, tuple[datetime, live_runs.LiveRun]]:
-        found = {}
-        for task_id, due in await live_runs.deadlines(self.redis, limit=100_000):
+        self.seen.in_flight_at_end = left
+        for task_id, due in await live_runs.deadlines(self.redis) if left else []:
             run = await live_runs.get(self.redis, task_id)
-            if run is not None and run.config_id in ours:  # None: it ended meanwhile
-                found[task_id] = (due, run)
-        return found
+            self.seen.left_in_flight.append(f"in flight at the end: {task_id}, due {due}: {run}")
 
     async def _start(self) -> None:
         """Everything at once (on a loaded machine each process takes seconds to start)."""
