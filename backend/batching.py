@@ -5,8 +5,10 @@ iteration, and a worker takes its prefetched deliveries each in its own task; ea
 `submit`, and the first one starts a flusher that runs once those tasks have all submitted,
 then again for whatever arrived while it ran.
 
-With `quiet`, each batch waits until no item arrived for that long (at most `max_wait`):
-work that can wait (bookkeeping after a send) then leaves the CPU to a burst of sends.
+With `quiet`, each batch waits until no item arrived for that long (at most `max_wait`, and
+no longer once `max_size` items wait): work that can wait (bookkeeping after a send) then
+leaves the CPU to a burst of sends, and calls that arrive a little apart (a worker's
+deliveries, one socket read each) still share a round trip.
 """
 
 import asyncio
@@ -32,12 +34,15 @@ class Batcher(Generic[T, R]):
         self._max_wait = max_wait
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._full: asyncio.Future[None] | None = None  # ends a quiet wait once max_size wait
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
+        elif self._full is not None and len(self._pending) >= self._max_size:
+            _wake(self._full)
         return await future
 
     async def drain(self) -> None:
@@ -62,9 +67,17 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._max_wait
         seen = -1
-        while len(self._pending) != seen and loop.time() < give_up:
-            seen = len(self._pending)
-            await asyncio.sleep(self._quiet)
+        while (waiting := len(self._pending)) != seen and waiting < self._max_size:
+            if loop.time() >= give_up:
+                return
+            seen = waiting
+            self._full = loop.create_future()
+            timer = loop.call_later(self._quiet, _wake, self._full)
+            try:
+                await self._full
+            finally:
+                timer.cancel()
+                self._full = None
 
     async def _run_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
@@ -79,3 +92,8 @@ class Batcher(Generic[T, R]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

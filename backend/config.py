@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     worker_log_runs: bool = False
     # Records: the worker writes run records in batches gathered for this long (one INSERT
     # each), and retries a failed write with backoff up to record_retry_max_seconds apart.
-    record_flush_seconds: float = Field(default=0.005, ge=0)
+    record_flush_seconds: float = Field(default=0.02, ge=0)
     record_max_batch: int = Field(default=500, ge=1)
     record_max_pending: int = Field(default=5000, ge=1)
     record_retry_max_seconds: float = Field(default=5.0, gt=0)

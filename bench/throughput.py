@@ -30,6 +30,7 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from taskiq.formatters.json_formatter import JSONFormatter
 from taskiq.message import TaskiqMessage
 
+from backend.config import Settings
 from bench import common
 from bench.database import create_migrated_database, drop_database, plain_dsn
 
@@ -53,6 +54,8 @@ TARGET_BARE = 0.85  # runs/s, x bare taskiq's (the framework's ceiling)
 TARGET_CELERY = 2.0  # runs/s, x Celery's
 TARGET_CPU = 0.5  # worker CPU per run, x Celery's
 PARAMETERS = {"seconds": 0.0, "fail": False, "message": None}  # demo.sleep(seconds=0)
+# The record batches' gathering time of both taskiq contenders: Taskhub's default setting.
+FLUSH_MS = Settings.model_fields["record_flush_seconds"].default * 1000
 STALL_SECONDS = 30.0  # no new record (or message) for this long fails the measurement
 
 
@@ -498,11 +501,11 @@ def report(result: Result) -> str:
             f" and headers for raw; ack on receipt, prefetch {PREFETCH}; Taskhub and raw publish"
             f" with {PUBLISH_CONCURRENCY} publisher confirms in flight, Celery with its own"
             f" `apply_async`. Taskhub: `{' '.join(TASKHUB_WORKER)}` (default settings: record"
-            " batches gathered for 5 ms). Bare taskiq: `taskiq worker"
+            f" batches gathered for {FLUSH_MS:g} ms). Bare taskiq: `taskiq worker"
             f" {BARE_APP} --workers 1 --ack-type when_received --log-level WARNING`"
             " (taskiq-aio-pika's broker on the same options, a `demo.sleep` of the same"
-            " signature, rows gathered for 5 ms and written in one `INSERT`; no per-run INFO"
-            " line, as Taskhub's default `WORKER_LOG_RUNS=false`). Celery:"
+            f" signature, rows gathered for {FLUSH_MS:g} ms and written in one `INSERT`; no"
+            " per-run INFO line, as Taskhub's default `WORKER_LOG_RUNS=false`). Celery:"
             f" `celery worker {' '.join(CELERY_POOL)}`, `task_acks_late=False`,"
             " `worker_prefetch_multiplier=10`, one autocommit psycopg `INSERT ... ON CONFLICT"
             " (task_id) DO NOTHING` per run in `task_postrun`. Everything (bench client, workers,"
@@ -517,6 +520,7 @@ def report(result: Result) -> str:
                 ceiling=1000 / taskhub_cpu,
                 celery_cpu=result.median(result.cpu_ms_per_run, "celery"),
                 bare_cpu=result.median(result.cpu_ms_per_run, "bare"),
+                flush_ms=FLUSH_MS,
             ),
         ]
     )
@@ -529,10 +533,10 @@ LIMITS = (
     " and other work). Bare taskiq ({bare_cpu:.2f} ms per run) is the framework's own cost:"
     " frame handling in aio-pika/pamqp, taskiq's parsing, timeout scope and prefetch queue,"
     " and one ack frame per run. What Taskhub adds per run is the in-flight mark and attempt"
-    " claim (one Redis script before the ack: the deliveries taken together share one"
-    " pipeline, but at these rates they reach the worker about one loop turn apart, so a"
-    " pipeline holds one or two), the run context and cancel guard around the call, and the"
-    " record's bookkeeping (one multi-row `INSERT` and one Redis transaction per 5 ms batch);"
+    " claim (one Redis script before the ack: deliveries reach the worker about one loop turn"
+    " apart, so a batch of marks waits a millisecond or two for the next ones and a few share"
+    " one pipeline), the run context and cancel guard around the call, and the record's"
+    " bookkeeping (one multi-row `INSERT` and one Redis transaction per {flush_ms:g} ms batch);"
     " its acks are written together (a few runs' acks in one frame). Syscalls are dear on"
     " this virtual machine: a socket write costs about as much as a run's own Python work."
     " Celery's worker ({celery_cpu:.2f} ms CPU per run) also waits for one synchronous commit"

@@ -53,7 +53,11 @@ STARTED_AT = "taskhub_started_at"
 ATTEMPT = "taskhub_attempt"
 
 MAX_TIMEOUT_SECONDS = 86400.0  # for messages sent without a `timeout` label
-START_BATCH = 100  # in-flight marks in one pipeline, at most
+# Deliveries reach the worker one socket read apart, so the marks of one loop turn are one or
+# two: a batch of marks waits until no other came for START_QUIET (START_MAX_WAIT at most), so
+# a few share a round trip; it waits no longer once the whole prefetch window waits, as no
+# other delivery can come before an ack.
+START_QUIET, START_MAX_WAIT = 0.001, 0.002
 
 # The error of a run cancelled because a newer scheduled run of its config came in.
 CANCELLED_BY_OVERLAP = "Cancelled by overlap policy cancel_other"
@@ -109,7 +113,9 @@ class RecordingMiddleware(TaskiqMiddleware):
         """The deliveries taken together mark themselves in flight in one round trip."""
         return Batcher(
             lambda attempts: live_runs.start_many(self.resources.redis, attempts),
-            max_size=START_BATCH,
+            max_size=get_settings().worker_prefetch,
+            quiet=START_QUIET,
+            max_wait=START_MAX_WAIT,
         )
 
     async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
