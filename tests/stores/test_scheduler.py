@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import key
 from tests.support.processes import eventually
@@ -37,7 +37,7 @@ async def test_state_round_trips_and_moves_between_status_sets(redis: Redis) -> 
 
 async def test_forget_clears_the_hash_and_every_set(redis: Redis) -> None:
     await set_schedule_state(redis, 910004, ScheduleState("paused"))
-    await schedules.forget(redis, 910004)
+    await schedule_entries.forget(redis, 910004)
     assert await schedule_state.read_state(redis, 910004) == ScheduleState()
     assert not await redis.exists(key("schedule_state", 910004))
     for status in schedule_state.INDEXED_STATUSES:

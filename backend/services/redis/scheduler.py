@@ -27,8 +27,8 @@ from typing import Any, Literal, NamedTuple, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from backend.models import SCHEDULE_STATUSES, ScheduleStatus
 from backend.services.redis.keys import key
+from backend.value_sets import SCHEDULE_STATUSES, ScheduleStatus
 
 logger = logging.getLogger(__name__)
 
