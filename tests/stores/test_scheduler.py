@@ -72,6 +72,21 @@ async def test_a_claim_is_held_for_its_lease_then_sent(redis: Redis) -> None:
     assert not await schedule_state.release_claim(redis, entry, owner="a:1")  # sent stays
 
 
+async def test_a_batch_of_claims_answers_each_fire_in_order(redis: Redis) -> None:
+    held, fresh, paused = [await active_entry(redis, i) for i in (910015, 910016, 910017)]
+    await set_schedule_state(redis, 910017, ScheduleState("paused", FIRE, generation=3))
+    stale = schedule_state.schedule_id(910016, 2, FIRE)  # an earlier generation's entry
+    assert (await claim(redis, held, "a:1")).outcome == "ok"
+    found = await schedule_state.claim_fires(
+        redis, [held, fresh, paused, stale], owner="b:2", lease_seconds=30
+    )
+    assert [c.outcome for c in found] == ["held", "ok", "inactive", "stale"]
+    assert 29 < found[0].lease_left <= 30
+    assert await schedule_state.mark_sent(redis, [held, fresh], owner="b:2") == [False, True]
+    assert await schedule_state.claim_fires(redis, [], owner="b:2", lease_seconds=30) == []
+    assert await schedule_state.mark_sent(redis, [], owner="b:2") == []
+
+
 async def test_an_unsent_claim_past_its_lease_is_taken_over(redis: Redis) -> None:
     entry = await active_entry(redis, 910011)
     assert (await claim(redis, entry, "dead:1", lease=0.001)).outcome == "ok"
