@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from backend.models import CHANNEL_KINDS
+from backend.value_sets import CHANNEL_KINDS
 
 __all__ = ["CONTENT_TYPE_LATEST"]
 

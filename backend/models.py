@@ -1,8 +1,10 @@
-"""ORM tables (what is static or final lives in PostgreSQL), and the closed value sets of
-the data both stores hold: roles, overlap policies, run triggers, schedule statuses."""
+"""ORM tables (what is static or final lives in PostgreSQL). The closed value sets of the
+data both stores hold (roles, overlap policies, run triggers, schedule statuses) live in
+backend/value_sets.py, which the scheduler imports without SQLAlchemy; they are named here
+too."""
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,25 +24,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base
-from backend.triggers.specs import SchedulerType
-
-ChannelKind = Literal["webhook", "slack", "email"]
-AlertEvent = Literal["failure", "recovery", "missed", "late", "paused"]
-DeliveryStatus = Literal["pending", "delivered", "failed"]
-# Ordered: each role may do what the ones before it may.
-Role = Literal["viewer", "operator", "admin"]
-OverlapPolicy = Literal["skip", "allow", "buffer_one", "cancel_other"]
-Trigger = Literal["scheduled", "manual", "backfill"]
-# Lives in Redis (the scheduler store), not in a column: `inactive` is the absence of a state.
-ScheduleStatus = Literal["inactive", "active", "paused", "completed"]
-
-ROLES: tuple[Role, ...] = get_args(Role)
-CHANNEL_KINDS: tuple[str, ...] = get_args(ChannelKind)
-DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
-SCHEDULER_TYPES: tuple[str, ...] = get_args(SchedulerType)
-OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
-TRIGGERS: tuple[str, ...] = get_args(Trigger)
-SCHEDULE_STATUSES: tuple[ScheduleStatus, ...] = get_args(ScheduleStatus)
+from backend.value_sets import (  # noqa: F401 (the value sets, named beside the tables too)
+    CHANNEL_KINDS,
+    DELIVERY_STATUSES,
+    OVERLAP_POLICIES,
+    ROLES,
+    SCHEDULE_STATUSES,
+    SCHEDULER_TYPES,
+    TRIGGERS,
+    AlertEvent,
+    ChannelKind,
+    DeliveryStatus,
+    OverlapPolicy,
+    Role,
+    ScheduleStatus,
+    Trigger,
+    role_rank,
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -52,10 +52,6 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
-
-
-def role_rank(role: Role) -> int:
-    return ROLES.index(role)
 
 
 class User(Timestamped, Base):

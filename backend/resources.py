@@ -1,8 +1,9 @@
-"""The connections every process holds: the database engine, its sessions, the reader (reads
-in autocommit, its own pool, used by the API) and a Redis client.
+"""The connections the API and the worker hold: the database engine, its sessions, the
+reader (reads in autocommit, its own pool, used by the API) and a Redis client.
 
-The API (lifespan), the worker (startup event) and the scheduler (its schedule source's
-startup) open them with `Resources.open` and close them with `close`, the same way.
+The API (lifespan) and the worker (startup event) open them with `Resources.open` and close
+them with `close`, the same way. The scheduler holds no SQLAlchemy: its schedule source opens
+a Redis client and a small asyncpg pool (backend/scheduler/database.py) in its startup.
 """
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from backend.config import Settings
 from backend.db import Reader, create_engine, create_sessionmaker
 from backend.services.redis.keys import client_for
 
-READER_CONNECTIONS = 10  # made on first use: the API's, as the worker and scheduler read none
+READER_CONNECTIONS = 10  # made on first use: the API's, as the worker reads none
 
 
 @dataclass(frozen=True)

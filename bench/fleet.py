@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from backend.config import get_settings
 from backend.models import TaskConfig
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleState
@@ -100,8 +100,10 @@ async def start_all(
     for offset in range(0, len(configs), PIPELINE_CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
             for config in configs[offset : offset + PIPELINE_CHUNK]:
-                plan = schedules.Plan.of(config)
-                fires = upcoming(plan.timing(), after=now, anchor=now, count=schedules.QUEUE_DEPTH)
+                plan = schedules.plan_of(config)
+                fires = upcoming(
+                    plan.timing(), after=now, anchor=now, count=schedule_entries.QUEUE_DEPTH
+                )
                 state = ScheduleState(
                     status="active",
                     next_run_at=fires[0].at,
@@ -109,7 +111,7 @@ async def start_all(
                     anchor=now,
                     plan=plan.model_dump(),
                 )
-                schedules.queue_fires(pipe, config.id, state, fires)
+                schedule_entries.queue_fires(pipe, config.id, state, fires)
                 schedule_state.queue_state(pipe, config.id, state)
                 history.queue_append(pipe, config.id, "started", at=now, status="active")
             await pipe.execute()

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from backend import metrics
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleState
@@ -68,7 +68,7 @@ async def reconcile(
     missing = known - present
     for config_id in sorted(missing & suspects):
         logger.info("reconcile: removing the schedule of deleted config %s", config_id)
-        await schedules.forget(redis, config_id)
+        await schedule_entries.forget(redis, config_id)
     for config_id in await _needing_repair(redis, sorted(active & present), now=now - settle):
         await _repair(redis, config_id, now=now, grace=grace, settle=settle, on_missed=on_missed)
     return frozenset(missing - suspects)
@@ -86,7 +86,7 @@ async def _needing_repair(redis: Redis, config_ids: list[int], *, now: datetime)
         cutoff = schedule_state.to_ms(now)
         for config_id, rows in zip(chunk, results, strict=True):
             ahead = sum(1 for _, score in rows if score > cutoff)
-            if ahead < len(rows) or ahead < schedules.QUEUE_DEPTH:
+            if ahead < len(rows) or ahead < schedule_entries.QUEUE_DEPTH:
                 found.append(config_id)
     return found
 
@@ -122,9 +122,9 @@ async def _repair(
             )
         claims = await schedule_state.claim_values(pipe, config_id, [fire for _, fire in past])
         unsent, confirmed, abandoned, sending = _by_claim(past, claims, oldest=now - grace)
-        plan = schedules.Plan.model_validate(state.plan)
+        plan = schedule_entries.Plan.model_validate(state.plan)
         timing, task_type = plan.timing(), plan.task_name
-        state = schedules.counted(state, [fire for _, fire in confirmed])
+        state = schedule_entries.counted(state, [fire for _, fire in confirmed])
         room = _room(plan, state, kept=len(ahead) + len(sending))
         misfire = Misfire()
         if unsent:
@@ -152,8 +152,10 @@ async def _repair(
             schedule_state.queue_entry_removal(pipe, config_id, entry_id)
         claim_of = {entry_id: claim for (entry_id, _), claim in zip(past, claims, strict=True)}
         for entry_id, fire in confirmed:
-            schedules.queue_catch_up_fired(pipe, config_id, entry_id, fire, claim_of[entry_id])
-        schedules.queue_fires(pipe, config_id, state, to_queue)
+            schedule_entries.queue_catch_up_fired(
+                pipe, config_id, entry_id, fire, claim_of[entry_id]
+            )
+        schedule_entries.queue_fires(pipe, config_id, state, to_queue)
         _queue_missed(pipe, config_id, now=now, misfire=misfire, abandoned=abandoned)
         _queue_next(
             pipe, config_id, state, pending, now=now, sending=bool(sending), counted=bool(confirmed)
@@ -182,16 +184,16 @@ def _fresh(
 ) -> list[Fire]:
     """The fires to queue after the ones ahead: up to QUEUE_DEPTH in all (an entry in flight
     counts as ahead: its post_send queues the following one), within max_runs' room."""
-    count = schedules.QUEUE_DEPTH - len(ahead)
+    count = schedule_entries.QUEUE_DEPTH - len(ahead)
     if room is not None:
         count = max(0, min(count, room - coalesced))
     return upcoming(timing, after=max([now, *ahead]), anchor=state.anchor, count=count)
 
 
-def _room(plan: schedules.Plan, state: ScheduleState, *, kept: int) -> int | None:
+def _room(plan: schedule_entries.Plan, state: ScheduleState, *, kept: int) -> int | None:
     """How many fires max_runs lets reconcile queue beside the `kept` entries (each to be
     sent once, and counted then); None without max_runs."""
-    left = schedules.runs_left(plan, state)
+    left = schedule_entries.runs_left(plan, state)
     return None if left is None else left - kept
 
 
@@ -206,7 +208,7 @@ def _queue_next(
     counted: bool,
 ) -> None:
     if pending or not sending:  # a fire still being sent may yet queue the next one
-        schedules.queue_next_run(pipe, config_id, state, pending, now=now)
+        schedule_entries.queue_next_run(pipe, config_id, state, pending, now=now)
     elif counted:  # caught-up fires counted, even when the rest is left to a sender
         schedule_state.queue_state(pipe, config_id, state)
 

@@ -3,7 +3,8 @@ scheduler store's fire entries (backend/services/redis/scheduler.py), indexed by
 
 It implements the ABC directly rather than subclassing taskiq-redis's ListRedisScheduleSource:
 every hook of that class would be overridden, and its add/delete_schedule would write keys
-nothing reads. Entries are written only by the schedule rules (backend/services/schedules.py).
+nothing reads. Entries are written only by the schedule rules
+(backend/services/schedule_entries.py).
 
 - get_schedules returns the entries due from `now - grace` to `now + lookahead` (one
   ZRANGEBYSCORE, and an MGET per 1,000 entries not parsed already: an entry never changes
@@ -35,23 +36,21 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import LockError
-from sqlalchemy import select
 from taskiq import ScheduledTask, ScheduleSource
 from taskiq.exceptions import ScheduledTaskCancelledError
 
 from backend import metrics
 from backend.batching import Batcher
 from backend.config import Settings
-from backend.models import TaskConfig
-from backend.resources import Resources
-from backend.scheduler import late
+from backend.scheduler import database, late
 from backend.scheduler.reconcile import SETTLE, reconcile
-from backend.services import alert_inbox, schedules
+from backend.services import alert_inbox, schedule_entries
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
+from backend.services.redis.keys import client_for
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +72,10 @@ class ClaimHeld(ScheduledTaskCancelledError):
 class TaskhubScheduleSource(ScheduleSource):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        # No I/O here: connections are made on first use, and closed in shutdown.
-        self._resources = Resources.open(settings, pool_size=2)
+        # No I/O here: Redis connects on first use; the database pool is opened in startup.
+        # Both are closed in shutdown.
+        self._redis = client_for(settings)
+        self._pool: asyncpg.Pool | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._reconciler: asyncio.Task[None] | None = None
         self._late_checks: asyncio.Task[None] | None = None
@@ -90,18 +91,22 @@ class TaskhubScheduleSource(ScheduleSource):
         )
 
     @property
-    def _redis(self) -> Redis:
-        return self._resources.redis
-
-    @property
     def _grace(self) -> timedelta:
         return timedelta(seconds=self._settings.misfire_grace_seconds)
 
+    @property
+    def _database(self) -> asyncpg.Pool:
+        assert self._pool is not None, "opened in startup"
+        return self._pool
+
     async def startup(self) -> None:
+        self._pool = await database.open_pool(self._settings.database_url)
         # No fire of this process is in flight yet: settle every past entry at once.
         await self.reconcile_once(settle=timedelta(0))
         self._reconciler = asyncio.create_task(self._reconcile_forever())
-        self._late_checks = asyncio.create_task(late.run_forever(self._resources, self._settings))
+        self._late_checks = asyncio.create_task(
+            late.run_forever(self._redis, self._pool, self._settings)
+        )
 
     async def shutdown(self) -> None:
         # Sends already made still get their bookkeeping (fired event, next fire queued).
@@ -112,7 +117,9 @@ class TaskhubScheduleSource(ScheduleSource):
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
-        await self._resources.close()
+        await self._redis.aclose()
+        if self._pool is not None:
+            await self._pool.close()
 
     async def get_schedules(self) -> list[ScheduledTask]:
         now = datetime.now(UTC)
@@ -145,7 +152,7 @@ class TaskhubScheduleSource(ScheduleSource):
         if outcome == "held":
             raise ClaimHeld(claim.lease_left)
         if outcome in ("inactive", "stale"):
-            await schedules.drop_stale_entry(self._redis, task.schedule_id)
+            await schedule_entries.drop_stale_entry(self._redis, task.schedule_id)
         if outcome == "sent":
             metrics.fire_claimed_elsewhere(task.task_name)
         logger.info("fire %s not sent by this replica: %s", task.schedule_id, outcome)
@@ -189,7 +196,7 @@ class TaskhubScheduleSource(ScheduleSource):
         return [None] * len(sent)
 
     async def _after_fire(self, entry_id: str, task_id: str | None) -> None:
-        await schedules.after_fire(self._redis, entry_id, task_id=task_id)
+        await schedule_entries.after_fire(self._redis, entry_id, task_id=task_id)
 
     async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
         """The send after a won claim raised: give the claim back and say whether to retry in
@@ -227,14 +234,10 @@ class TaskhubScheduleSource(ScheduleSource):
             logger.debug("reconcile skipped: another scheduler is reconciling")
 
     async def _missed(self, config_id: int, fires: list[datetime]) -> None:
-        await alert_inbox.note_missed(self._resources.sessionmaker, config_id, fires)
+        await alert_inbox.note_missed(self._database, config_id, fires)
 
     async def _existing(self, config_ids: set[int]) -> set[int]:
-        if not config_ids:
-            return set()
-        async with self._resources.sessionmaker() as session:
-            query = select(TaskConfig.id).where(TaskConfig.id.in_(config_ids))
-            return set(await session.scalars(query))
+        return await database.existing_configs(self._database, config_ids)
 
     async def _reconcile_forever(self) -> None:
         while True:

@@ -26,7 +26,7 @@ from backend.schemas.backfill import (
     BackfillSkip,
     SkipReason,
 )
-from backend.services import audit, runs, schedules
+from backend.services import audit, runs, schedule_entries, schedules
 from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
@@ -74,7 +74,7 @@ async def plan(
         raise _field_error("end", f"end must not be in the future (now is {now.isoformat()})")
     state = await schedule_state.read_state(redis, config.id)
     # Window and excluded days apply; jitter does not (a backfill run is sent at once).
-    spec = schedules.Plan.of(config).spec().model_copy(update={"jitter_seconds": 0})
+    spec = schedules.plan_of(config).spec().model_copy(update={"jitter_seconds": 0})
     timing = Timing(spec, seed=config.id)
     found = occurrences(
         timing, since=start, until=end, anchor=_grid_anchor(spec, state.anchor, start),
@@ -97,7 +97,7 @@ async def _already_run(
     """The occurrences with a record or a run queued or in flight: one SQL statement and one
     Redis round trip, whatever their number."""
     ids = {fire: task_id_for(config_id, fire) for fire in fires}
-    fired = {fire: schedules.fire_task_id(config_id, fire) for fire in fires}
+    fired = {fire: schedule_entries.fire_task_id(config_id, fire) for fire in fires}
     rows = await session.execute(
         select(TaskExecution.task_id, TaskExecution.scheduled_for).where(
             or_(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.errors import UNAVAILABLE_ERRORS, Conflict, InvalidInput, TaskhubError
 from backend.models import ScheduleStatus, TaskConfig
 from backend.schemas.apply import AppliedConfig, ApplyPlan, ApplyRequest, ConfigChange
-from backend.services import audit, config_validation, configs, schedules
+from backend.services import audit, config_validation, configs, schedule_entries, schedules
 from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
@@ -240,7 +240,7 @@ async def _write_configs(
         raise Conflict("A config of the document was created meanwhile: apply again") from exc
     for config in pruned:
         # As a delete does: unschedule first, so no fire of a deleted config is ever sent.
-        await schedules.forget(redis, config.id)
+        await schedule_entries.forget(redis, config.id)
         _audit(session, config, actor=actor, action="config.delete",
                changes=configs.snapshot(config))  # fmt: skip
         await session.delete(config)

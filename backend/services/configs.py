@@ -26,6 +26,7 @@ from backend.services import (
     config_validation,
     executions,
     notifications,
+    schedule_entries,
     schedules,
 )
 from backend.services.audit import Actor
@@ -223,7 +224,7 @@ async def delete(session: AsyncSession, redis: Redis, *, config: TaskConfig, act
     """Unschedule, then delete. Execution records stay: their config_id becomes NULL
     (the foreign key is ON DELETE SET NULL)."""
     config_id = config.id
-    await schedules.forget(redis, config_id)
+    await schedule_entries.forget(redis, config_id)
     _audit(session, config, actor=actor, action="config.delete", changes=snapshot(config))
     await session.delete(config)
     await session.commit()

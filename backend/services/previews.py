@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from backend.models import TaskConfig
 from backend.schemas.previews import Preview, PreviewRun, SkippedRun
-from backend.services import config_validation, schedules
+from backend.services import config_validation, schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.triggers.fires import Timing, upcoming
 from backend.triggers.options import ScheduleOptions
@@ -56,10 +56,10 @@ async def next_runs(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     state = await schedule_state.read_state(redis, config.id)
     if state.status in ("active", "paused") and state.plan is not None:
-        plan = schedules.Plan.model_validate(state.plan)
+        plan = schedule_entries.Plan.model_validate(state.plan)
         return _preview(
             plan.timing(), now=now, anchor=state.anchor or now, count=count,
-            left=schedules.runs_left(plan, state), active=state.status == "active",
+            left=schedule_entries.runs_left(plan, state), active=state.status == "active",
         )  # fmt: skip
     spec = parse_schedule(config.scheduler_type, config.schedule_config)
     return _preview(

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq.exceptions import SendTaskError
-from taskiq.kicker import AsyncKicker
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
+from backend import publisher
 from backend.config import Settings
 from backend.errors import (
     UNAVAILABLE_ERRORS,
@@ -67,11 +67,11 @@ async def send(
     parameters: dict[str, Any],
     timeout: float,
 ) -> None:
-    kicker: AsyncKicker[Any, Any] = AsyncKicker(
-        task_name=task_name, broker=broker, labels=dict(labels)
-    ).with_task_id(task_id)
+    sent = publisher.send(
+        broker, task_name=task_name, task_id=task_id, labels=labels, kwargs=parameters
+    )
     try:
-        await asyncio.wait_for(kicker.kiq(**parameters), timeout)
+        await asyncio.wait_for(sent, timeout)
     except SendTaskError as exc:
         raise StoreUnavailable("The message broker is unavailable") from exc
 

@@ -13,7 +13,7 @@ from backend.broker import build_broker
 from backend.config import get_settings
 from backend.main import create_app
 from backend.models import TaskExecution
-from backend.services import runs, schedules
+from backend.services import runs, schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import key
@@ -143,8 +143,8 @@ async def test_status_reports_reachability_and_counts(
     for fake_id in (990001, 990002):
         await set_schedule_state(redis, fake_id, schedule_state.ScheduleState("active"))
     response = await client.get("/api/v1/tasks/status", headers=superuser_headers)
-    await schedules.forget(redis, 990001)
-    await schedules.forget(redis, 990002)
+    await schedule_entries.forget(redis, 990001)
+    await schedule_entries.forget(redis, 990002)
     assert response.status_code == 200
     body = response.json()
     assert body["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
@@ -277,7 +277,7 @@ async def test_a_sent_scheduled_run_reads_as_queued_until_a_worker_starts_it(
 ) -> None:
     config = await create_config(session)
     fire_at = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-    task_id = schedules.fire_task_id(config.id, fire_at)
+    task_id = schedule_entries.fire_task_id(config.id, fire_at)
     url = f"/api/v1/tasks/executions/{task_id}"
     assert (await client.get(url, headers=superuser_headers)).status_code == 404
     claim = schedule_state.claim_key(config.id, schedule_state.to_ms(fire_at))

@@ -14,6 +14,7 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_aio_pika import AioPikaBroker
 
+from backend import publisher
 from backend.broker import build_broker
 from backend.config import get_settings
 from backend.publisher import MAX_UNCONFIRMED, PipelinedBroker
@@ -91,6 +92,28 @@ async def test_a_message_is_the_one_the_library_would_publish(broker: PipelinedB
     assert ours.headers["config_id"] == "7"  # taskiq sends labels as strings
     assert (ours.priority, ours.delivery_mode) == (library.priority, library.delivery_mode)
     assert (ours.priority, ours.delivery_mode) == (3, aio_pika.DeliveryMode.PERSISTENT)
+
+
+async def test_send_publishes_what_the_kicker_would(broker: PipelinedBroker) -> None:
+    labels = {"config_id": 7, "priority": 3, "retry_on_error": False, "fire_at": "2026-01-01"}
+    await AsyncKicker("demo.sleep", broker, dict(labels)).with_task_id("same").kiq(seconds=1)
+    await publisher.send(
+        broker, task_name="demo.sleep", task_id="same", labels=labels, kwargs={"seconds": 1}
+    )
+    library, ours = await drain(get_queue(broker), 2)
+    assert ours.body == library.body
+    assert ours.headers == library.headers
+    assert (ours.priority, ours.delivery_mode) == (library.priority, library.delivery_mode)
+
+
+async def test_send_raises_send_task_error_when_the_publish_fails(
+    broker: PipelinedBroker,
+) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await (await connection.channel()).exchange_delete(broker._exchange.name)
+    with pytest.raises(SendTaskError):
+        await publisher.send(broker, task_name="demo.sleep", task_id="x", labels={}, kwargs={})
 
 
 async def test_a_publish_cancelled_before_its_batch_is_written_sends_nothing(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.config import get_settings
 from backend.models import TaskConfig
 from backend.scheduler.reconcile import reconcile
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from tests.support.factories import create_config
@@ -129,7 +129,7 @@ async def test_a_fire_sent_by_a_killed_winner_gets_its_fired_event(
     assert (await schedule_state.read_state(redis, config.id)).next_run_at == T0 + 2 * MINUTE
     [fired] = await events(redis, config.id, "fired")
     assert fired["fire_at"] == (T0 + MINUTE).isoformat()
-    assert fired["task_id"] == schedules.fire_task_id(config.id, T0 + MINUTE)
+    assert fired["task_id"] == schedule_entries.fire_task_id(config.id, T0 + MINUTE)
     assert await events(redis, config.id, "missed") == []
 
 
@@ -259,7 +259,7 @@ async def test_after_fire_drops_a_claimed_past_entry_and_keeps_three_ahead(
     )
 
     now = T0 + 2 * MINUTE + timedelta(milliseconds=50)
-    await schedules.after_fire(redis, entries[1][0], task_id="t", now=now)
+    await schedule_entries.after_fire(redis, entries[1][0], task_id="t", now=now)
 
     assert await fires(redis, config.id) == [T0 + n * MINUTE for n in (3, 4, 5)]
     assert (await schedule_state.read_state(redis, config.id)).next_run_at == T0 + 3 * MINUTE
@@ -278,7 +278,7 @@ async def test_after_fire_keeps_an_unsent_past_entry_but_not_as_the_next_run(
     )
 
     now = T0 + 2 * MINUTE + timedelta(milliseconds=50)
-    await schedules.after_fire(redis, entries[1][0], now=now)
+    await schedule_entries.after_fire(redis, entries[1][0], now=now)
 
     assert await fires(redis, config.id) == [T0 + n * MINUTE for n in (1, 3, 4, 5)]
     assert (await schedule_state.read_state(redis, config.id)).next_run_at == T0 + 3 * MINUTE

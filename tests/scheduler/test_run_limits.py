@@ -13,7 +13,7 @@ from backend.config import get_settings
 from backend.errors import InvalidInput
 from backend.models import TaskConfig
 from backend.scheduler.reconcile import reconcile
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from tests.support.factories import create_config
@@ -47,7 +47,7 @@ async def queued(redis: Redis, config_id: int) -> list[tuple[str, datetime]]:
 async def send(redis: Redis, config_id: int, entry_id: str, fire_at: datetime) -> None:
     key = schedule_state.claim_key(config_id, schedule_state.to_ms(fire_at))
     await redis.set(key, schedule_state.SENT + "replica-a")
-    await schedules.after_fire(redis, entry_id, now=fire_at + timedelta(milliseconds=50))
+    await schedule_entries.after_fire(redis, entry_id, now=fire_at + timedelta(milliseconds=50))
 
 
 async def send_next(redis: Redis, config_id: int) -> datetime:
@@ -108,7 +108,7 @@ async def test_a_reload_while_the_last_allowed_fire_is_sent_completes_after_it(
     assert reloaded.status == "active"
 
     await redis.set(claim, schedule_state.SENT + "replica-a")
-    await schedules.after_fire(redis, entry_id, now=fire_at + timedelta(milliseconds=50))
+    await schedule_entries.after_fire(redis, entry_id, now=fire_at + timedelta(milliseconds=50))
     state = await schedule_state.read_state(redis, config.id)
     assert (state.status, state.fired) == ("completed", 1)
 

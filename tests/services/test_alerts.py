@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.config import Settings, get_settings
 from backend.models import NotificationChannel, NotificationDelivery, TaskConfig
 from backend.resources import Resources
-from backend.services import alert_inbox, alerts, notifications, schedules
+from backend.scheduler import database
+from backend.services import alert_inbox, alerts, notifications, schedule_entries, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from backend.worker.records import Ending, Outcome, finish
@@ -36,6 +38,14 @@ def settings() -> Settings:
 @pytest.fixture
 def resources(app: FastAPI) -> Resources:
     return app.state.resources
+
+
+@pytest.fixture
+async def scheduler_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The scheduler's own pool: it writes inbox rows over plain asyncpg."""
+    pool = await database.open_pool(settings.database_url)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture
@@ -151,17 +161,21 @@ async def test_pause_after_failures(
 
 
 async def test_missed_and_late_fires(
-    resources: Resources, session: AsyncSession, settings: Settings, sink: HttpSink
+    resources: Resources,
+    scheduler_pool: asyncpg.Pool,
+    session: AsyncSession,
+    settings: Settings,
+    sink: HttpSink,
 ) -> None:
     channel = await channel_to(session, sink)
     config = await alerting_config(session, channel)
     fires = [datetime(2026, 12, 1, 3, minute, tzinfo=UTC) for minute in (0, 1, 2)]
-    await alert_inbox.note_missed(resources.sessionmaker, config.id, fires)
+    await alert_inbox.note_missed(scheduler_pool, config.id, fires)
     fire = datetime.now(UTC) - timedelta(seconds=30)
-    late_id = schedules.fire_task_id(config.id, fire)
+    late_id = schedule_entries.fire_task_id(config.id, fire)
     recorded_id = await record(resources, config, ok=True)
     await alert_inbox.note_late(
-        resources.sessionmaker, [(config.id, late_id, fire), (config.id, recorded_id, fire)]
+        scheduler_pool, [(config.id, late_id, fire), (config.id, recorded_id, fire)]
     )
     await settle(resources, settings)
     assert sorted(events(sink)) == ["late", "missed"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import key
 from tests.support.processes import eventually
@@ -37,7 +37,7 @@ async def test_state_round_trips_and_moves_between_status_sets(redis: Redis) -> 
 
 async def test_forget_clears_the_hash_and_every_set(redis: Redis) -> None:
     await set_schedule_state(redis, 910004, ScheduleState("paused"))
-    await schedules.forget(redis, 910004)
+    await schedule_entries.forget(redis, 910004)
     assert await schedule_state.read_state(redis, 910004) == ScheduleState()
     assert not await redis.exists(key("schedule_state", 910004))
     for status in schedule_state.INDEXED_STATUSES:
@@ -70,6 +70,21 @@ async def test_a_claim_is_held_for_its_lease_then_sent(redis: Redis) -> None:
     assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
     assert await claim(redis, entry, "b:2") == ("sent", 0)
     assert not await schedule_state.release_claim(redis, entry, owner="a:1")  # sent stays
+
+
+async def test_a_batch_of_claims_answers_each_fire_in_order(redis: Redis) -> None:
+    held, fresh, paused = [await active_entry(redis, i) for i in (910015, 910016, 910017)]
+    await set_schedule_state(redis, 910017, ScheduleState("paused", FIRE, generation=3))
+    stale = schedule_state.schedule_id(910016, 2, FIRE)  # an earlier generation's entry
+    assert (await claim(redis, held, "a:1")).outcome == "ok"
+    found = await schedule_state.claim_fires(
+        redis, [held, fresh, paused, stale], owner="b:2", lease_seconds=30
+    )
+    assert [c.outcome for c in found] == ["held", "ok", "inactive", "stale"]
+    assert 29 < found[0].lease_left <= 30
+    assert await schedule_state.mark_sent(redis, [held, fresh], owner="b:2") == [False, True]
+    assert await schedule_state.claim_fires(redis, [], owner="b:2", lease_seconds=30) == []
+    assert await schedule_state.mark_sent(redis, [], owner="b:2") == []
 
 
 async def test_an_unsent_claim_past_its_lease_is_taken_over(redis: Redis) -> None:

@@ -27,8 +27,8 @@ from typing import Any, Literal, NamedTuple, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from backend.models import SCHEDULE_STATUSES, ScheduleStatus
 from backend.services.redis.keys import key
+from backend.value_sets import SCHEDULE_STATUSES, ScheduleStatus
 
 logger = logging.getLogger(__name__)
 
@@ -260,27 +260,43 @@ async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
     return {i: data for i, data in zip(ids, found, strict=True) if data}
 
 
-# KEYS: state, claim. ARGV: generation, ttl, owner, lease ms. Returns {outcome, lease ms left}.
-# The lease is on Redis's clock, the one clock every replica shares.
+# KEYS: per fire, its config's state and its claim. ARGV: ttl, owner, lease ms, then each
+# fire's generation. Returns {outcome, lease ms left} per fire, flattened. One script for a
+# batch (one command, one reply, rather than one of each a fire: a burst's claims cost a
+# third as much CPU); each claim as it was on its own. The lease is on Redis's clock, the
+# one clock every replica shares.
 _CLAIM = """
-local state = redis.call('HMGET', KEYS[1], 'status', 'generation')
-if state[1] ~= 'active' then return {'inactive', 0} end
-if state[2] ~= ARGV[1] then return {'stale', 0} end
+local ttl, owner, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local mine = ARGV[3] .. '|' .. (now + tonumber(ARGV[4]))
-if redis.call('SET', KEYS[2], mine, 'NX', 'EX', ARGV[2]) then return {'ok', 0} end
-local held = redis.call('GET', KEYS[2])
-if string.find(held, '^sent|') or string.find(held, '^fired|') then return {'sent', 0} end
-local lease_end = tonumber(string.match(held, '|(%d+)$'))
-if lease_end == nil then return {'held', tonumber(ARGV[4])} end  -- no lease: never taken over
--- This replica's own send, still under way (a slow burst): never taken over by itself.
-if string.sub(held, 1, #ARGV[3] + 1) == ARGV[3] .. '|' then
-  return {'held', math.max(lease_end - now, tonumber(ARGV[4]))}
+local mine = owner .. '|' .. (now + lease)
+local own_prefix = owner .. '|'
+
+local function claim(state_key, claim_key, generation)
+  local state = redis.call('HMGET', state_key, 'status', 'generation')
+  if state[1] ~= 'active' then return 'inactive', 0 end
+  if state[2] ~= generation then return 'stale', 0 end
+  if redis.call('SET', claim_key, mine, 'NX', 'EX', ttl) then return 'ok', 0 end
+  local held = redis.call('GET', claim_key)
+  if string.find(held, '^sent|') or string.find(held, '^fired|') then return 'sent', 0 end
+  local lease_end = tonumber(string.match(held, '|(%d+)$'))
+  if lease_end == nil then return 'held', lease end  -- no lease: never taken over
+  -- This replica's own send, still under way (a slow burst): never taken over by itself.
+  if string.sub(held, 1, #own_prefix) == own_prefix then
+    return 'held', math.max(lease_end - now, lease)
+  end
+  if lease_end > now then return 'held', lease_end - now end
+  redis.call('SET', claim_key, mine, 'KEEPTTL')
+  return 'taken_over', 0
 end
-if lease_end > now then return {'held', lease_end - now} end
-redis.call('SET', KEYS[2], mine, 'KEEPTTL')
-return {'taken_over', 0}
+
+local found = {}
+for i = 1, #KEYS / 2 do
+  local outcome, left = claim(KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 + i])
+  found[2 * i - 1] = outcome
+  found[2 * i] = left
+end
+return found
 """
 
 ClaimOutcome = Literal["ok", "taken_over", "inactive", "stale", "sent", "held"]
@@ -312,36 +328,52 @@ async def claim_fires(
     claim the fire again on the promoted one. Fewer acknowledgements within `wait_ms` (a
     replica down) are logged and the fires sent all the same: a scheduler must not stop
     because a replica did."""
+    if not entry_ids:
+        return []
     script = redis.register_script(_CLAIM)
     lease_ms = max(1, round(lease_seconds * 1000))
+    keys: list[str] = []
+    generations: list[int] = []
+    for entry_id in entry_ids:
+        config_id, generation, fire_ms = parse_schedule_id(entry_id)
+        keys += (state_key(config_id), claim_key(config_id, fire_ms))
+        generations.append(generation)
     async with redis.pipeline(transaction=False) as pipe:
-        for entry_id in entry_ids:
-            config_id, generation, fire_ms = parse_schedule_id(entry_id)
-            keys = [state_key(config_id), claim_key(config_id, fire_ms)]
-            await script(
-                keys=keys, args=[generation, CLAIM_TTL_SECONDS, owner, lease_ms], client=pipe
-            )
+        await script(
+            keys=keys, args=[CLAIM_TTL_SECONDS, owner, lease_ms, *generations], client=pipe
+        )
         if replicas:
             pipe.execute_command("WAIT", replicas, wait_ms)
         results = await pipe.execute()
     if replicas:
-        acknowledged = int(results.pop())
+        acknowledged = int(results[1])
         if acknowledged < replicas:
             logger.warning(
                 "%d fire claims reached %d of %d replicas within %d ms; sending them anyway",
                 len(entry_ids), acknowledged, replicas, wait_ms,
             )  # fmt: skip
-    return [Claim(cast(ClaimOutcome, str(outcome)), int(left) / 1000) for outcome, left in results]
+    found = results[0]
+    return [
+        Claim(cast(ClaimOutcome, found[i]), int(found[i + 1]) / 1000)
+        for i in range(0, len(found), 2)
+    ]
 
 
-# KEYS: claim. ARGV: owner, the sent value. Only a claim still this owner's is marked: one
-# taken over while this replica was too slow to publish belongs to the replica that took it.
+# KEYS: the claims. ARGV: owner, the sent value. Returns 1 or 0 per claim: only a claim
+# still this owner's is marked; one taken over while this replica was too slow to publish
+# belongs to the replica that took it. One script for a batch, as for the claims.
 _MARK_SENT = """
-if string.sub(redis.call('GET', KEYS[1]) or '', 1, #ARGV[1] + 1) ~= ARGV[1] .. '|' then
-  return 0
+local prefix = ARGV[1] .. '|'
+local marked = {}
+for i, claim_key in ipairs(KEYS) do
+  if string.sub(redis.call('GET', claim_key) or '', 1, #prefix) == prefix then
+    redis.call('SET', claim_key, ARGV[2], 'KEEPTTL')
+    marked[i] = 1
+  else
+    marked[i] = 0
+  end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-return 1
+return marked
 """
 
 
@@ -349,13 +381,14 @@ async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> list[b
     """Note on the claims that their messages reached RabbitMQ: a scheduler killed after
     this is known to have sent the fire, one killed before it is not. Per entry, whether the
     claim was still this owner's (False: another replica took it over and sends it too)."""
-    script = redis.register_script(_MARK_SENT)
-    async with redis.pipeline(transaction=False) as pipe:
-        for entry_id in entry_ids:
-            config_id, _, fire_ms = parse_schedule_id(entry_id)
-            keys = [claim_key(config_id, fire_ms)]
-            await script(keys=keys, args=[owner, SENT + owner], client=pipe)
-        return [bool(marked) for marked in await pipe.execute()]
+    if not entry_ids:
+        return []
+    keys = []
+    for entry_id in entry_ids:
+        config_id, _, fire_ms = parse_schedule_id(entry_id)
+        keys.append(claim_key(config_id, fire_ms))
+    marked = await redis.register_script(_MARK_SENT)(keys=keys, args=[owner, SENT + owner])
+    return [bool(one) for one in marked]
 
 
 def is_sent(claim: str | None) -> bool:
