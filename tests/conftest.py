@@ -89,13 +89,13 @@ async def no_schedule_left_active(session_redis: Redis) -> AsyncIterator[None]:
     into that test's queue. Every way a test starts one (an action, auto_start, an apply, the
     CLI, a process of its own) ends in the `active` status set, so that is what is compared;
     being autouse, this is set up before, and torn down after, the test's other fixtures."""
-    from backend.services import schedules
+    from backend.services import schedule_entries
     from backend.services.redis import scheduler as schedule_state
 
     before = await schedule_state.ids_with_status(session_redis, "active")
     yield
     for config_id in await schedule_state.ids_with_status(session_redis, "active") - before:
-        await schedules.forget(session_redis, config_id)
+        await schedule_entries.forget(session_redis, config_id)
 
 
 @pytest.fixture(scope="session")
