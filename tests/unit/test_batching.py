@@ -9,12 +9,14 @@ from backend.batching import Batcher
 pytestmark = pytest.mark.asyncio
 
 
-def recording(batches: list[list[int]]) -> Batcher[int, int]:
+def recording(
+    batches: list[list[int]], *, max_size: int = 100, quiet: float = 0.0, max_wait: float = 0.0
+) -> Batcher[int, int]:
     async def run(items: list[int]) -> list[int]:
         batches.append(items)
         return [item * 10 for item in items]
 
-    return Batcher(run, max_size=100)
+    return Batcher(run, max_size=max_size, quiet=quiet, max_wait=max_wait)
 
 
 async def test_calls_of_one_loop_turn_share_a_batch_and_get_their_own_results() -> None:
@@ -47,35 +49,20 @@ async def spaced(batcher: Batcher[int, int], count: int, *, gap: float) -> None:
 
 async def test_quiet_gathers_calls_that_come_closer_together_than_it() -> None:
     batches: list[list[int]] = []
-
-    async def run(items: list[int]) -> list[int]:
-        batches.append(items)
-        return items
-
-    await spaced(Batcher(run, max_size=100, quiet=0.5, max_wait=5.0), 3, gap=0.01)
+    await spaced(recording(batches, quiet=0.5, max_wait=5.0), 3, gap=0.01)
     assert batches == [[0, 1, 2]]
 
 
 async def test_a_batch_waits_no_longer_once_max_size_calls_wait() -> None:
     """A quiet period and a wait far longer than the test's deadline: only the size ends it."""
     batches: list[list[int]] = []
-
-    async def run(items: list[int]) -> list[int]:
-        batches.append(items)
-        return items
-
-    await spaced(Batcher(run, max_size=2, quiet=60.0, max_wait=60.0), 4, gap=0.01)
+    await spaced(recording(batches, max_size=2, quiet=60.0, max_wait=60.0), 4, gap=0.01)
     assert batches == [[0, 1], [2, 3]]
 
 
 async def test_max_wait_ends_a_batch_that_calls_keep_joining() -> None:
     batches: list[list[int]] = []
-
-    async def run(items: list[int]) -> list[int]:
-        batches.append(items)
-        return items
-
-    await spaced(Batcher(run, max_size=100, quiet=0.2, max_wait=0.3), 12, gap=0.05)
+    await spaced(recording(batches, quiet=0.2, max_wait=0.3), 12, gap=0.05)
     assert len(batches) > 1
     assert sorted(item for batch in batches for item in batch) == list(range(12))
 
