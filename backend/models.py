@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -92,6 +93,17 @@ class TaskConfig(Timestamped, Base):
     # {"channel_ids", "on", "after_consecutive_failures", "late_after_seconds"} or None.
     alerts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     pause_after_failures: Mapped[int | None] = mapped_column(Integer)
+
+
+class TaskConfigCount(Base):
+    """The number of task configs, one row kept by triggers on task_configs (migration 0005):
+    the unfiltered list page reads its total here rather than counting every row."""
+
+    __tablename__ = "task_config_count"
+    __table_args__ = (CheckConstraint("one_row", name="one_row"),)
+
+    one_row: Mapped[bool] = mapped_column(primary_key=True, server_default=true())
+    total: Mapped[int] = mapped_column(BigInteger)
 
 
 class TaskExecution(Base):

@@ -1,8 +1,9 @@
 """The config list page, rendered to JSON: `GET /tasks/configs`, the API's busiest read.
 
-One SQL statement reads the total and the page together (the count as a subquery in each
-row; a page past the end, which has no row, counts in a second one); on request one more
-reads the stats; one Redis call reads the live states. The statements run on a connection
+One SQL statement reads the total and the page together (the total as a subquery in each
+row: unfiltered, the counter triggers keep in task_config_count; filtered, a count; a page
+past the end, which has no row, reads it in a second one); on request one more reads the
+stats; one Redis call reads the live states. The statements run on a connection
 of the reader (autocommit: no BEGIN and ROLLBACK) held only for them, not while Redis
 answers and the page is rendered, so fifty clients share a pool of a few connections.
 
@@ -39,7 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from typing_extensions import TypedDict  # pydantic takes typing's only from Python 3.12
 
 from backend.db import Reader
-from backend.models import ScheduleStatus, TaskConfig
+from backend.models import ScheduleStatus, TaskConfig, TaskConfigCount
 from backend.schemas.configs import TaskConfigRead
 from backend.schemas.executions import ExecutionStats
 from backend.services import executions
@@ -128,11 +129,21 @@ def _stored_part(row: Sequence[Any]) -> tuple[bytes, int | None]:
     return rendered
 
 
+def _total(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    """The number of configs the conditions select: without any, the triggers' counter (one
+    row read rather than every row counted: at 100,000 configs the count was half a page's
+    cost); with some, counted."""
+    if not conditions:
+        return select(TaskConfigCount.total)
+    return select(func.count()).select_from(TaskConfig).where(*conditions)
+
+
 def _total_and_page(conditions: list[ColumnElement[bool]]) -> Select[Any]:
     """`total, <the _SELECTED columns>, xmin` per row of the page (the total is an
-    uncorrelated subquery: PostgreSQL counts once per statement); limit and offset are the
-    parameters `page_limit` and `page_offset`."""
-    total = select(func.count()).select_from(TaskConfig).where(*conditions).scalar_subquery()
+    uncorrelated subquery: PostgreSQL reads it once per statement, in the statement's
+    snapshot, so it agrees with the rows); limit and offset are the parameters `page_limit`
+    and `page_offset`."""
+    total = _total(conditions).scalar_subquery()
     return (
         select(total.label("total"), *_SELECTED, literal_column("task_configs.xmin").label("xmin"))
         .where(*conditions)
@@ -163,8 +174,7 @@ async def render_page(
         if found:
             total = found[0].total
         elif offset:  # past the end: no row carries the total
-            count = select(func.count()).select_from(TaskConfig).where(*conditions)
-            total = await connection.scalar(count) or 0
+            total = await connection.scalar(_total(conditions)) or 0
         else:
             total = 0
         rows = [row[1:] for row in found]

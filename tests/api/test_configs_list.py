@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import TaskExecution
+from backend.models import TaskConfig, TaskExecution
 from backend.services.redis import scheduler as schedule_state
 from tests.support.configs import CONFIGS, sleep_config, unique
 from tests.support.schedule_state import set_schedule_state
@@ -40,6 +41,25 @@ async def test_paging_is_ordered_by_id_with_total(
     past_end = {"search": tag, "offset": 10}
     empty = (await client.get(CONFIGS, params=past_end, headers=superuser_headers)).json()
     assert (empty["items"], empty["total"], empty["limit"]) == ([], 5, 20)
+
+
+async def test_the_unfiltered_total_is_the_number_of_configs(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], session: AsyncSession
+) -> None:
+    """Unfiltered, the total comes from the triggers' counter (task_config_count): it must
+    be what counting the rows says, after creates and a delete, on a page and past the end."""
+    tag = unique("total")
+    created = await create_many(
+        client, superuser_headers, [sleep_config(name=f"{tag}-{i}") for i in range(3)]
+    )
+    deleted = await client.delete(f"{CONFIGS}/{created[0]['id']}", headers=superuser_headers)
+    assert deleted.status_code == 204, deleted.text
+    rows = await session.scalar(select(func.count()).select_from(TaskConfig))
+
+    page = (await client.get(CONFIGS, params={"limit": 1}, headers=superuser_headers)).json()
+    past_end = {"offset": 10**9}
+    empty = (await client.get(CONFIGS, params=past_end, headers=superuser_headers)).json()
+    assert (page["total"], empty["total"], empty["items"]) == (rows, rows, [])
 
 
 async def test_filters_by_task_type_and_scheduler_type(

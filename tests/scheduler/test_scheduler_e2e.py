@@ -278,7 +278,10 @@ async def test_fires_older_than_grace_are_skipped_and_the_grid_kept(
     config = await create_config(session, scheduler_type="interval", schedule_config={"seconds": 2})
     state = await start(client, superuser_headers, config.id)
     anchor_fire = datetime.fromisoformat(state["next_run_at"])
-    await asyncio.sleep(8)  # no scheduler runs: every queued fire is now older than the grace
+    # No scheduler runs until the fourth occurrence is older than the 1 s grace (a deadline
+    # from the anchor, not a guess): more missed than the QUEUE_DEPTH (3) entries queued.
+    older_than_grace = anchor_fire + 3 * timedelta(seconds=2) + timedelta(seconds=1.5)
+    await asyncio.sleep(max(0.0, (older_than_grace - datetime.now(UTC)).total_seconds()))
     process = processes.start_scheduler(
         "grace", MISFIRE_GRACE_SECONDS="1", SCHEDULE_CLAIM_LEASE_SECONDS="0.5"
     )

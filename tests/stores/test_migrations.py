@@ -1,25 +1,10 @@
-import uuid
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.db import Base
 from tests.support import infra
-
-
-@pytest.fixture
-async def empty_database(test_database: str):
-    url = make_url(test_database).set(
-        database=f"{make_url(test_database).database}_m{uuid.uuid4().hex[:6]}"
-    )
-    rendered = url.render_as_string(hide_password=False)
-    await infra.create_database(rendered)
-    yield rendered
-    await infra.drop_database(rendered)
 
 
 async def _diff_and_tables(url: str) -> tuple[list, set[str]]:
