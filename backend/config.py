@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     redis_claim_replicas: int | None = Field(default=None, ge=0)
     redis_claim_wait_ms: int = Field(default=1000, ge=1)
     # A worker retries a run's in-flight mark this long while Redis is unreachable (the
-    # message is acked already: giving up loses the run).
+    # message is acked already: giving up loses the run); the scheduler its fires' claims,
+    # sent marks and bookkeeping (giving up leaves a fire's next occurrence to reconcile).
     redis_outage_wait_seconds: float = Field(default=30, ge=0)
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmq_queue: str = "taskhub"

@@ -24,6 +24,11 @@ nothing reads. Entries are written only by the schedule rules
   sends and books the fire, and the workers drop the second copy as a duplicate;
 - send_failed (called by backend/scheduler/sender.py when the publish raised) gives the
   claim back;
+- the claims, the sent marks, each fire's bookkeeping and send_failed's writes wait out a
+  Redis outage (a Sentinel failover takes seconds) for REDIS_OUTAGE_WAIT_SECONDS, retried
+  (backend/redis_retry.py) rather than failing a fire under way; each is safe to run again
+  after a reply lost with the connection: a claim batch wins back its own claims (by the
+  batch's attempt name), a sent mark finds the claim its own, after_fire its claim recorded;
 - startup reconciles (misfires, chains to top up, deleted configs) and then does so each minute.
 """
 
@@ -34,7 +39,10 @@ import os
 import socket
 import sys
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -42,7 +50,7 @@ from redis.exceptions import LockError
 from taskiq import ScheduledTask, ScheduleSource
 from taskiq.exceptions import ScheduledTaskCancelledError
 
-from backend import metrics
+from backend import metrics, redis_retry
 from backend.batching import Batcher
 from backend.config import Settings
 from backend.scheduler import database, late
@@ -59,6 +67,8 @@ CLAIM_BATCH_SIZE = 1000  # claims (and sent marks) per Redis pipeline
 # all their JSON (some 5 MB) beside the parsed entries at the peak.
 READ_CHUNK = 1000
 AFTER_FIRE_CONCURRENCY = 20  # after_fire transactions in flight at once, each on a connection
+
+T = TypeVar("T")
 
 
 class ClaimHeld(ScheduledTaskCancelledError):
@@ -176,18 +186,28 @@ class TaskhubScheduleSource(ScheduleSource):
         fire_at = schedule_state.from_ms(fire_ms)
         return datetime.now(UTC) + timedelta(seconds=after) < fire_at + self._grace
 
+    async def _while_unreachable(
+        self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        within = self._settings.redis_outage_wait_seconds
+        return await redis_retry.while_unreachable(call, *args, within=within, **kwargs)
+
     async def _claim_batch(self, entry_ids: list[str]) -> list[schedule_state.Claim]:
-        return await schedule_state.claim_fires(
+        return await self._while_unreachable(
+            schedule_state.claim_fires,
             self._redis,
             entry_ids,
             owner=self._owner,
             lease_seconds=self._settings.schedule_claim_lease_seconds,
+            attempt=uuid.uuid4().hex[:12],  # the same on each try of this batch
             replicas=self._settings.claim_replicas,
             wait_ms=self._settings.redis_claim_wait_ms,
         )
 
     async def _mark_batch(self, entry_ids: list[str]) -> list[bool]:
-        return await schedule_state.mark_sent(self._redis, entry_ids, owner=self._owner)
+        return await self._while_unreachable(
+            schedule_state.mark_sent, self._redis, entry_ids, owner=self._owner
+        )
 
     async def _after_fire_batch(self, sent: list[tuple[str, str | None]]) -> list[None]:
         for start in range(0, len(sent), AFTER_FIRE_CONCURRENCY):
@@ -196,7 +216,9 @@ class TaskhubScheduleSource(ScheduleSource):
         return [None] * len(sent)
 
     async def _after_fire(self, entry_id: str, task_id: str | None) -> None:
-        await schedule_entries.after_fire(self._redis, entry_id, task_id=task_id)
+        await self._while_unreachable(
+            schedule_entries.after_fire, self._redis, entry_id, task_id=task_id, owner=self._owner
+        )
 
     async def send_failed(self, task: ScheduledTask, error: Exception, *, retry_in: float) -> bool:
         """The send after a won claim raised: give the claim back and say whether to retry in
@@ -204,9 +226,11 @@ class TaskhubScheduleSource(ScheduleSource):
         config_id, _, fire_ms = schedule_state.parse_schedule_id(task.schedule_id)
         fire_at = schedule_state.from_ms(fire_ms)
         retry = self.within_grace(task, after=retry_in)
-        await schedule_state.release_claim(self._redis, task.schedule_id, owner=self._owner)
-        await history.append(
-            self._redis, config_id, "send_failed", fire_at=fire_at.isoformat(),
+        await self._while_unreachable(
+            schedule_state.release_claim, self._redis, task.schedule_id, owner=self._owner
+        )
+        await self._while_unreachable(
+            history.append, self._redis, config_id, "send_failed", fire_at=fire_at.isoformat(),
             task_id=task.task_id, error=_describe(error), retry=retry,
         )  # fmt: skip
         logger.error(

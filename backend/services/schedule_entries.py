@@ -150,9 +150,19 @@ def queue_catch_up_fired(
 
 
 async def after_fire(
-    redis: Redis, entry_id: str, *, task_id: str | None = None, now: datetime | None = None
+    redis: Redis,
+    entry_id: str,
+    *,
+    task_id: str | None = None,
+    owner: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Called once the claimed entry was sent: drop it, queue the following occurrence.
+
+    With the sender's `owner`, its claim (`sent|<owner>`) is marked recorded with the
+    `fired` event, as a catch-up marks it: run again after its reply was lost (a dropped
+    connection, a failover), this finds the entry gone and its claim recorded, and does not
+    write the event, nor count the fire, twice.
 
     Only entries still ahead count as queued: a past entry is either claimed (sent by a
     scheduler that died before its bookkeeping: its `fired` event is written here; or still
@@ -191,6 +201,8 @@ async def after_fire(
             history.queue_append(
                 pipe, config_id, "fired", fire_at=fire_at.isoformat(), task_id=task_id
             )
+            if owner is not None:
+                schedule_state.queue_recorded(pipe, config_id, fire_at, schedule_state.SENT + owner)
             late_after = (state.plan or {}).get("late_after_seconds")
             if late_after:
                 schedule_state.queue_late_check(

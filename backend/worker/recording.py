@@ -29,7 +29,7 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
-from backend import metrics
+from backend import metrics, redis_retry
 from backend.batching import Batcher
 from backend.config import get_settings
 from backend.models import TRIGGERS, Trigger
@@ -38,7 +38,6 @@ from backend.services.redis import history
 from backend.services.redis import timeout as live_runs
 from backend.tasks import context as run_context
 from backend.tasks.registry import SKIPPED, is_skipped
-from backend.worker import redis_retry
 from backend.worker.buffer import RecordBuffer
 from backend.worker.cancels import RunCancelled
 from backend.worker.records import Ending, Outcome

@@ -115,6 +115,44 @@ async def test_a_replica_never_takes_over_its_own_claim(redis: Redis) -> None:
     assert again.lease_left > 0
 
 
+async def test_a_claim_batch_run_again_after_a_lost_reply_wins_its_own_claims(
+    redis: Redis,
+) -> None:
+    """The batch's script ran but its reply was lost (a failover): the same batch (attempt)
+    run again wins the claims it took, with a fresh lease; another batch of the same replica
+    still finds them held (its own send under way), and a fire twice in a batch wins once."""
+    entry = await active_entry(redis, 910018)
+    twice = await active_entry(redis, 910019)
+
+    async def claims(attempt: str, *entries: str) -> list[schedule_state.Claim]:
+        return await schedule_state.claim_fires(
+            redis, list(entries), owner="a:1", lease_seconds=30, attempt=attempt
+        )
+
+    assert await claims("7", entry, twice, twice) == [("ok", 0), ("ok", 0), ("held", 30)]
+    assert [c.outcome for c in await claims("8", entry)] == ["held"]  # another batch
+    assert await claims("7", entry, twice, twice) == [("ok", 0), ("ok", 0), ("held", 30)]
+    assert (await claim(redis, entry, "b:2")).outcome == "held"  # another replica
+    assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
+    assert [c.outcome for c in await claims("7", entry)] == ["sent"]
+
+
+async def test_a_mark_run_again_after_a_lost_reply_is_still_marked(redis: Redis) -> None:
+    entry = await active_entry(redis, 910020)
+    assert (await claim(redis, entry, "a:1")).outcome == "ok"
+    assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
+    assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
+    assert await schedule_state.mark_sent(redis, [entry], owner="b:2") == [False]
+    [value] = await schedule_state.claim_values(redis, 910020, [FIRE])
+    assert value == schedule_state.SENT + "a:1"
+    async with redis.pipeline(transaction=True) as pipe:  # a catch-up wrote its `fired`
+        schedule_state.queue_recorded(pipe, 910020, FIRE, value)
+        await pipe.execute()
+    assert await schedule_state.mark_sent(redis, [entry], owner="a:1") == [True]
+    [value] = await schedule_state.claim_values(redis, 910020, [FIRE])
+    assert value == schedule_state.RECORDED + "a:1"  # left recorded
+
+
 async def test_a_released_claim_can_be_claimed_again(redis: Redis) -> None:
     entry = await active_entry(redis, 910012)
     assert (await claim(redis, entry, "a:1")).outcome == "ok"

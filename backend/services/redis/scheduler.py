@@ -9,9 +9,10 @@ Keys (all on the configured prefix):
 - `schedule:due` sorted set schedule_id -> fire time, read by the scheduler each second
 - `schedule:config:{id}` sorted set of that config's queued schedule ids -> fire time
 - `schedule_claim:{id}:{fire_ts}` the SET NX claim a scheduler replica takes before sending;
-  its value is `<claimer>|<lease end, ms>` (Redis's clock), replaced by `sent|<claimer>` once
-  RabbitMQ has the message; a claim still unsent past its lease (its claimer died between
-  claim and publish) is taken over by the next replica that tries the fire
+  its value is `<claimer>|<batch>|<lease end, ms>` (Redis's clock), replaced by
+  `sent|<claimer>` once RabbitMQ has the message (`fired|<claimer>` once its `fired` event
+  is written); a claim still unsent past its lease (its claimer died between claim and
+  publish) is taken over by the next replica that tries the fire
 
 A schedule id is `{config_id}:{generation}:{fire_ts_ms}`: a new generation on every action
 makes entries still held in a scheduler's memory stale, so they are never sent.
@@ -19,6 +20,7 @@ makes entries still held in a scheduler's memory stale, so they are never sent.
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +37,9 @@ logger = logging.getLogger(__name__)
 INDEXED_STATUSES: tuple[ScheduleStatus, ...] = ("active", "paused", "completed")
 CLAIM_TTL_SECONDS = 24 * 3600
 SENT = "sent|"  # prefixes a claim's value once its message is in RabbitMQ
-# Replaces SENT once a catch-up (reconcile, or another replica's after_fire) wrote the fire's
-# `fired` event for its sender: the sender's own after_fire then must not write it again.
+# Replaces SENT once the fire's `fired` event is written: by a catch-up (reconcile, or
+# another replica's after_fire) for its sender, whose own after_fire then must not write it
+# again; or by the sender's after_fire, which so does not write it twice when run again.
 RECORDED = "fired|"
 
 
@@ -260,39 +263,53 @@ async def entries_data(redis: Redis, ids: list[str]) -> dict[str, str]:
     return {i: data for i, data in zip(ids, found, strict=True) if data}
 
 
-# KEYS: per fire, its config's state and its claim. ARGV: ttl, owner, lease ms, then each
-# fire's generation. Returns {outcome, lease ms left} per fire, flattened. One script for a
-# batch (one command, one reply, rather than one of each a fire: a burst's claims cost a
-# third as much CPU); each claim as it was on its own. The lease is on Redis's clock, the
-# one clock every replica shares.
+# KEYS: per fire, its config's state and its claim. ARGV: ttl, owner, lease ms, attempt,
+# then each fire's generation. Returns {outcome, lease ms left} per fire, flattened. One
+# script for a batch (one command, one reply, rather than one of each a fire: a burst's
+# claims cost a third as much CPU); each claim as it was on its own. The lease is on Redis's
+# clock, the one clock every replica shares. The attempt names the batch: a claim already
+# holding it was taken by this very batch, run again after its reply was lost (a dropped
+# connection, a failover), so it is this batch's, not a send of this replica under way.
 _CLAIM = """
-local ttl, owner, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ttl, owner, lease, attempt = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local mine = owner .. '|' .. (now + lease)
 local own_prefix = owner .. '|'
+local batch_prefix = own_prefix .. attempt .. '|'
+local mine = batch_prefix .. (now + lease)
+local claimed = {}  -- claims this run took: the same fire twice in a batch is sent once
 
 local function claim(state_key, claim_key, generation)
   local state = redis.call('HMGET', state_key, 'status', 'generation')
   if state[1] ~= 'active' then return 'inactive', 0 end
   if state[2] ~= generation then return 'stale', 0 end
-  if redis.call('SET', claim_key, mine, 'NX', 'EX', ttl) then return 'ok', 0 end
+  if redis.call('SET', claim_key, mine, 'NX', 'EX', ttl) then
+    claimed[claim_key] = true
+    return 'ok', 0
+  end
   local held = redis.call('GET', claim_key)
   if string.find(held, '^sent|') or string.find(held, '^fired|') then return 'sent', 0 end
   local lease_end = tonumber(string.match(held, '|(%d+)$'))
   if lease_end == nil then return 'held', lease end  -- no lease: never taken over
+  -- This batch's own claim, from the run whose reply was lost: its lease starts again.
+  if string.sub(held, 1, #batch_prefix) == batch_prefix and not claimed[claim_key] then
+    redis.call('SET', claim_key, mine, 'KEEPTTL')
+    claimed[claim_key] = true
+    return 'ok', 0
+  end
   -- This replica's own send, still under way (a slow burst): never taken over by itself.
   if string.sub(held, 1, #own_prefix) == own_prefix then
     return 'held', math.max(lease_end - now, lease)
   end
   if lease_end > now then return 'held', lease_end - now end
   redis.call('SET', claim_key, mine, 'KEEPTTL')
+  claimed[claim_key] = true
   return 'taken_over', 0
 end
 
 local found = {}
 for i = 1, #KEYS / 2 do
-  local outcome, left = claim(KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 + i])
+  local outcome, left = claim(KEYS[2 * i - 1], KEYS[2 * i], ARGV[4 + i])
   found[2 * i - 1] = outcome
   found[2 * i] = left
 end
@@ -317,10 +334,15 @@ async def claim_fires(
     *,
     owner: str,
     lease_seconds: float,
+    attempt: str | None = None,
     replicas: int = 0,
     wait_ms: int = 1000,
 ) -> list[Claim]:
     """Atomically check each entry is current and claim its fire for `lease_seconds`.
+
+    `attempt` names this batch among the owner's (the same on each try of it; by default a
+    name of this call's own): a try again after a lost reply then wins the claims the first
+    try took, rather than find them held by this owner.
 
     One round trip for many entries; each claim is atomic on its own. With `replicas`, the
     same round trip ends with `WAIT replicas wait_ms` (on the same connection, so it covers
@@ -332,6 +354,7 @@ async def claim_fires(
         return []
     script = redis.register_script(_CLAIM)
     lease_ms = max(1, round(lease_seconds * 1000))
+    attempt = attempt or uuid.uuid4().hex[:12]
     keys: list[str] = []
     generations: list[int] = []
     for entry_id in entry_ids:
@@ -340,7 +363,7 @@ async def claim_fires(
         generations.append(generation)
     async with redis.pipeline(transaction=False) as pipe:
         await script(
-            keys=keys, args=[CLAIM_TTL_SECONDS, owner, lease_ms, *generations], client=pipe
+            keys=keys, args=[CLAIM_TTL_SECONDS, owner, lease_ms, attempt, *generations], client=pipe
         )
         if replicas:
             pipe.execute_command("WAIT", replicas, wait_ms)
@@ -359,14 +382,19 @@ async def claim_fires(
     ]
 
 
-# KEYS: the claims. ARGV: owner, the sent value. Returns 1 or 0 per claim: only a claim
-# still this owner's is marked; one taken over while this replica was too slow to publish
-# belongs to the replica that took it. One script for a batch, as for the claims.
+# KEYS: the claims. ARGV: owner, the sent value, the recorded value. Returns 1 or 0 per
+# claim: only a claim still this owner's is marked; one taken over while this replica was
+# too slow to publish belongs to the replica that took it. A claim marked already with this
+# owner's value (a mark run again after its reply was lost; a catch-up wrote `fired` since)
+# answers 1 too. One script for a batch, as for the claims.
 _MARK_SENT = """
 local prefix = ARGV[1] .. '|'
 local marked = {}
 for i, claim_key in ipairs(KEYS) do
-  if string.sub(redis.call('GET', claim_key) or '', 1, #prefix) == prefix then
+  local held = redis.call('GET', claim_key) or ''
+  if held == ARGV[2] or held == ARGV[3] then
+    marked[i] = 1
+  elseif string.sub(held, 1, #prefix) == prefix then
     redis.call('SET', claim_key, ARGV[2], 'KEEPTTL')
     marked[i] = 1
   else
@@ -380,14 +408,16 @@ return marked
 async def mark_sent(redis: Redis, entry_ids: list[str], *, owner: str) -> list[bool]:
     """Note on the claims that their messages reached RabbitMQ: a scheduler killed after
     this is known to have sent the fire, one killed before it is not. Per entry, whether the
-    claim was still this owner's (False: another replica took it over and sends it too)."""
+    claim was still this owner's (False: another replica took it over and sends it too).
+    Marking again is harmless (a retry after a lost reply): a claim marked already is True."""
     if not entry_ids:
         return []
     keys = []
     for entry_id in entry_ids:
         config_id, _, fire_ms = parse_schedule_id(entry_id)
         keys.append(claim_key(config_id, fire_ms))
-    marked = await redis.register_script(_MARK_SENT)(keys=keys, args=[owner, SENT + owner])
+    script = redis.register_script(_MARK_SENT)
+    marked = await script(keys=keys, args=[owner, SENT + owner, RECORDED + owner])
     return [bool(one) for one in marked]
 
 
@@ -400,7 +430,7 @@ def is_recorded(claim: str | None) -> bool:
 
 
 def queue_recorded(pipe: Pipeline, config_id: int, fire_at: datetime, claim: str | None) -> None:
-    """Note on a sent claim that its `fired` event is written (by a catch-up)."""
+    """Note on a sent claim that its `fired` event is written (by a catch-up or its sender)."""
     value = RECORDED + (claim or "").removeprefix(SENT)
     pipe.set(claim_key(config_id, to_ms(fire_at)), value, xx=True, keepttl=True)
 
@@ -409,7 +439,7 @@ async def claim_values(
     redis: Redis | Pipeline, config_id: int, fires: list[datetime]
 ) -> list[str | None]:
     """Per fire: None (unclaimed), `sent|<replica>` (or `fired|<replica>`), or
-    `<replica>|<lease end>` while that replica sends it."""
+    `<replica>|<batch>|<lease end>` while that replica sends it."""
     if not fires:
         return []
     keys = [claim_key(config_id, to_ms(fire)) for fire in fires]

@@ -2,6 +2,9 @@
 
 A worker acks a message when it receives it, so a run whose in-flight mark fails is gone:
 rather than fail at once, the mark is retried with backoff for REDIS_OUTAGE_WAIT_SECONDS.
+The scheduler retries its fires' claims, sent marks and bookkeeping the same way. A call
+retried here may have run on the server already (its reply lost with the connection): each
+one passed must be safe to run twice.
 """
 
 import asyncio
