@@ -99,25 +99,34 @@ def _print(data: dict[str, Any], output_: str, text: str) -> None:
         click.echo(text)
 
 
-def _action_command(action: str, summary: str) -> click.Command:
+def _action_command(action: str, summary: str, *, takes_note: bool = True) -> click.Command:
     @click.command(action, help=summary)
     @click.argument("name")
     @output.output_option
-    def command(name: str, output_: str) -> None:
+    def command(name: str, output_: str, note: str | None = None) -> None:
         with signed_in() as api:
             config = api.config_by_name(name)
-            changed = api.post(f"/tasks/configs/{config['id']}/actions/{action}")
+            body = {"note": note} if note is not None else None
+            changed = api.post(f"/tasks/configs/{config['id']}/actions/{action}", body)
         next_run = output.when(changed["next_run_at"])
         text = f"{name}: {changed['schedule_status']}" + (
             f", next run {next_run}" if next_run else ""
         )
+        if changed.get("schedule_note"):
+            text += f" ({changed['schedule_note']})"
         _print(changed, output_, text)
 
+    if takes_note:  # the API keeps it as the schedule's note until the next action
+        command = click.option(
+            "--note", metavar="TEXT", help="why, shown with the schedule until its next action"
+        )(command)
     return command
 
 
 ACTIONS = [
-    _action_command("start", "Start a config's schedule (inactive or completed -> active)."),
+    _action_command(
+        "start", "Start a config's schedule (inactive or completed -> active).", takes_note=False
+    ),
     _action_command("pause", "Pause an active schedule (its grid is kept)."),
     _action_command("resume", "Resume a paused schedule."),
     _action_command("stop", "Stop a schedule (active or paused -> inactive)."),

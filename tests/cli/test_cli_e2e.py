@@ -140,7 +140,11 @@ async def test_a_session(api: ApiServer, token: str, home: Path, worker: Worker,
 
     runs = json.loads(ok(taskhub("runs", FAILING, "--failed", "-o", "json", home=home)))
     assert [run["is_success"] for run in runs] == [False]
-    assert "paused" in ok(taskhub("pause", NAP, home=home))
+    assert "paused (db maintenance)" in ok(taskhub("pause", NAP, "--note", "db maintenance",
+                                                   home=home))  # fmt: skip
+    too_long = taskhub("stop", NAP, "--note", "x" * 501, home=home)
+    assert too_long.returncode == 2
+    assert "note" in too_long.stderr
     assert "active" in ok(taskhub("resume", NAP, home=home))
     upcoming = ok(taskhub("next", NAP, "-n", "3", home=home)).strip().splitlines()
     assert upcoming[0].split()[:2] == ["LOCAL", "(UTC)"]
