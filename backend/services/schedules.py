@@ -30,7 +30,6 @@ from backend.services.schedule_entries import (
     queue_fires,
     remaining_runs,
 )
-from backend.services.schedule_entries import fire_task_id as fire_task_id  # tests/support's
 from backend.triggers.fires import Fire, upcoming
 
 logger = logging.getLogger(__name__)
