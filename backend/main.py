@@ -1,6 +1,5 @@
 """The FastAPI app: factory and lifespan (opens and closes the engine, Redis and the broker)."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from taskiq_aio_pika import AioPikaBroker
 
 from backend import broker as broker_client
-from backend import metrics
+from backend import gc_tuning, metrics
 from backend.api import console, errors, openapi
 from backend.api.http_metrics import HttpMetricsMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
@@ -41,29 +40,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 password=settings.first_superuser_password.get_secret_value(),
             )
         await broker_client.connect_quietly(app.state.broker)
-        tune_garbage_collection()
+        gc_tuning.tune(gc_tuning.API_THRESHOLDS)
         yield
     finally:
         if broker_client.is_connected(app.state.broker):
             await app.state.broker.shutdown()
         await resources.close()
-
-
-# Young objects collected after this many allocations (Python's default 700): a list page
-# allocates thousands, so at 700 a collection ran every few requests, walking the objects of
-# every request in flight; a tenth of the page's CPU went to the collector.
-GC_YOUNG_THRESHOLD = 7_000
-
-
-def tune_garbage_collection() -> None:
-    """Fewer young collections (GC_YOUNG_THRESHOLD), and what exists once the app has started
-    (modules, classes, schemas, routes: about 150,000 objects, alive for good) left out of
-    the full collections: each walked them all, up to 150 ms with every request in flight
-    waiting, which was the p99. Once per process: later apps in it (the tests') add none."""
-    if gc.get_freeze_count() == 0:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-        gc.freeze()
 
 
 def create_app(settings: Settings | None = None, broker: AioPikaBroker | None = None) -> FastAPI:

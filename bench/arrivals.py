@@ -71,12 +71,3 @@ async def wait_count(
             got = len(select(arrivals))
             raise TimeoutError(f"only {got} of {n} messages arrived within {timeout}s")
         await asyncio.sleep(0.1)
-
-
-async def delete_queues(queue: str, exchange: str) -> None:
-    connection = await aio_pika.connect(common.AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for name in (queue, f"{queue}.dead_letter", f"{queue}.delay"):
-            await channel.queue_delete(name)
-        await channel.exchange_delete(exchange)

@@ -51,7 +51,7 @@ async def stock_burst(n: int, redis: Redis) -> scale.Burst:
     finally:
         common.stop(process)
         await fleet.delete_keys(redis, prefix)
-        await mq.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
+        await common.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
     tick = float(int(min(a.at for a in arrivals.items)))
     return scale.Burst(tick, [a.at - tick for a in arrivals.items])
 
@@ -101,7 +101,7 @@ async def taskhub_burst(n: int, redis: Redis) -> tuple[scale.Burst, float, float
             common.stop(process)
     finally:
         await fleet.delete_keys(redis, env["REDIS_PREFIX"])
-        await mq.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
+        await common.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
         await drop_database(url)
 
 

@@ -135,7 +135,7 @@ async def stock_peer(n: int, redis: Redis) -> StockResult:
     finally:
         common.stop(process)
         await fleet.delete_keys(redis, prefix)
-        await mq.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
+        await common.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
     return StockResult(burst, rss)
 
 
@@ -174,7 +174,7 @@ async def taskhub(n: int, redis: Redis, first_boundary: float) -> TaskhubResult:
         return await _run_taskhub(env, n, first)
     finally:
         await fleet.delete_keys(redis, env["REDIS_PREFIX"])
-        await mq.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
+        await common.delete_queues(env["RABBITMQ_QUEUE"], env["RABBITMQ_EXCHANGE"])
         await drop_database(url)
 
 

@@ -193,7 +193,7 @@ def _fresh(
 def _room(plan: schedule_entries.Plan, state: ScheduleState, *, kept: int) -> int | None:
     """How many fires max_runs lets reconcile queue beside the `kept` entries (each to be
     sent once, and counted then); None without max_runs."""
-    left = schedule_entries.runs_left(plan, state)
+    left = schedule_entries.remaining_runs(plan.max_runs, state)
     return None if left is None else left - kept
 
 

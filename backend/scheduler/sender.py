@@ -2,7 +2,6 @@
 shutdown that waits for the sends already under way."""
 
 import asyncio
-import gc
 import itertools
 import logging
 import signal
@@ -11,7 +10,7 @@ from typing import Any
 from taskiq import AsyncBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.exceptions import ScheduledTaskCancelledError
 
-from backend import publisher
+from backend import gc_tuning, publisher
 from backend.scheduler.source import CLAIM_BATCH_SIZE, ClaimHeld, TaskhubScheduleSource
 
 logger = logging.getLogger(__name__)
@@ -24,12 +23,6 @@ LEASE_MARGIN = 0.05  # look at a held claim this long after its lease ends (Redi
 # unconfirmed publishes: at 10,000 fires some 30 MiB of messages held at the burst's peak,
 # kept by the process as RSS. Two claim batches' worth keeps the publisher's window full.
 MAX_SENDING = 2 * CLAIM_BATCH_SIZE
-# The cycle collector's thresholds once started (Python's: 700, 10, 10). A burst allocates
-# several containers per fire that outlive a young collection (its task, futures, message),
-# so with the defaults a 5,000-fire burst ran some 500 young and several full collections,
-# each full one walking every object of the process: about a third of its CPU. Collected
-# less often, and with the start-up's objects frozen, it costs a few percent.
-GC_THRESHOLDS = (10_000, 20, 10)
 
 
 class TaskhubScheduler(TaskiqScheduler):
@@ -55,11 +48,7 @@ class TaskhubScheduler(TaskiqScheduler):
         main = asyncio.current_task()  # taskiq's run_scheduler: cancelled, it shuts down
         if main is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-        # What the imports and the start-up made lives as long as the process: frozen, no
-        # collection walks it again (the objects are still freed when no longer referenced).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        gc_tuning.tune(gc_tuning.SCHEDULER_THRESHOLDS)
 
     async def shutdown(self) -> None:
         self._stopping = True  # a send waiting out its retry delay (claim given back) stops

@@ -43,9 +43,10 @@ from backend.db import Reader
 from backend.models import ScheduleStatus, TaskConfig, TaskConfigCount
 from backend.schemas.configs import TaskConfigRead
 from backend.schemas.executions import ExecutionStats
-from backend.services import executions
+from backend.services import executions, schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleView
+from backend.triggers.options import max_runs_of
 
 CACHED_VERSIONS = 20_000  # rendered rows kept (about 600 bytes each)
 LIVE_FIELDS = {
@@ -76,18 +77,11 @@ _rendered: OrderedDict[tuple[int, int], tuple[bytes, int | None]] = OrderedDict(
 _live_parts: dict[tuple[str, datetime | None, timedelta | None, str | None, int | None], bytes] = {}
 
 
-def remaining_runs(max_runs: int | None, *, status: str, fired: int) -> int | None:
-    """Scheduled fires `max_runs` still allows (an inactive schedule's count starts anew)."""
-    if max_runs is None:
-        return None
-    return max(0, max_runs - (fired if status != "inactive" else 0))
-
-
 def _live_part(view: ScheduleView, *, max_runs: int | None, stats: ExecutionStats | None) -> bytes:
     """`,"schedule_status": ...}`: the live fields after a stored part."""
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     next_run_at = view.next_run_at if view.status == "active" else None
-    remaining = remaining_runs(max_runs, status=view.status, fired=view.fired)
+    remaining = schedule_entries.remaining_runs(max_runs, view)
     # Equal datetimes may differ in offset, and the offset is written out: it is in the key.
     offset = next_run_at.utcoffset() if next_run_at is not None else None
     key = (view.status, next_run_at, offset, view.note, remaining)
@@ -121,7 +115,7 @@ def _stored_part(row: Sequence[Any]) -> tuple[bytes, int | None]:
     read = TaskConfigRead.model_validate(fields)
     rendered = (
         read.model_dump_json(exclude=LIVE_FIELDS).encode()[:-1],
-        read.schedule_config.get("max_runs"),
+        max_runs_of(read.schedule_config),
     )
     _rendered[version] = rendered
     if len(_rendered) > CACHED_VERSIONS:

@@ -32,6 +32,7 @@ from backend.services import (
 from backend.services.audit import Actor
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
+from backend.triggers.options import max_runs_of
 
 NAME_CONSTRAINT = "uq_task_configs_name"
 RECENT_HISTORY = 10
@@ -237,8 +238,8 @@ def _merge(config: TaskConfig, state: schedule_state.ScheduleState) -> TaskConfi
     # Only an active schedule has a next run; a paused one keeps no stale time on show.
     read.next_run_at = state.next_run_at if state.status == "active" else None
     read.schedule_note = state.note
-    read.remaining_runs = config_pages.remaining_runs(
-        config.schedule_config.get("max_runs"), status=state.status, fired=state.fired
+    read.remaining_runs = schedule_entries.remaining_runs(
+        max_runs_of(config.schedule_config), state
     )
     return read
 

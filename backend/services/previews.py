@@ -17,8 +17,8 @@ from backend.schemas.previews import Preview, PreviewRun, SkippedRun
 from backend.services import config_validation, schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.triggers.fires import Timing, upcoming
-from backend.triggers.options import ScheduleOptions
-from backend.triggers.specs import ScheduleSpec, parse_schedule
+from backend.triggers.options import max_runs_of
+from backend.triggers.specs import parse_schedule
 
 
 def _preview(
@@ -46,10 +46,6 @@ def _preview(
     )
 
 
-def _max_runs(spec: ScheduleSpec) -> int | None:
-    return spec.max_runs if isinstance(spec, ScheduleOptions) else None
-
-
 async def next_runs(
     redis: Redis, config: TaskConfig, *, count: int, now: datetime | None = None
 ) -> Preview:
@@ -59,12 +55,13 @@ async def next_runs(
         plan = schedule_entries.Plan.model_validate(state.plan)
         return _preview(
             plan.timing(), now=now, anchor=state.anchor or now, count=count,
-            left=schedule_entries.runs_left(plan, state), active=state.status == "active",
+            left=schedule_entries.remaining_runs(plan.max_runs, state),
+            active=state.status == "active",
         )  # fmt: skip
     spec = parse_schedule(config.scheduler_type, config.schedule_config)
     return _preview(
         Timing(spec, seed=config.id), now=now, anchor=now, count=count,
-        left=_max_runs(spec), active=False,
+        left=max_runs_of(config.schedule_config), active=False,
     )  # fmt: skip
 
 
@@ -78,6 +75,6 @@ def preview(
     """An unsaved schedule's next runs, as if started now; 422 with field errors if invalid."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     spec = config_validation.check_schedule(scheduler_type, schedule_config)
-    return _preview(
-        Timing(spec), now=now, anchor=now, count=count, left=_max_runs(spec), active=False
-    )
+    # The validated values: the input's may be in another type ("5").
+    left = max_runs_of(spec.model_dump())
+    return _preview(Timing(spec), now=now, anchor=now, count=count, left=left, active=False)

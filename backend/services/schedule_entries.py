@@ -24,8 +24,9 @@ from taskiq import ScheduledTask
 
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
-from backend.services.redis.scheduler import ScheduleState
+from backend.services.redis.scheduler import ScheduleState, ScheduleView
 from backend.triggers.fires import Fire, Timing, upcoming
+from backend.triggers.options import max_runs_of
 from backend.triggers.specs import ScheduleSpec, parse_schedule
 
 QUEUE_DEPTH = 3
@@ -52,15 +53,15 @@ class Plan(BaseModel):  # type: ignore[no-redef]
 
     @property
     def max_runs(self) -> int | None:
-        max_runs = self.schedule_config.get("max_runs")
-        return int(max_runs) if max_runs is not None else None
+        return max_runs_of(self.schedule_config)
 
 
-def runs_left(plan: Plan, state: ScheduleState) -> int | None:
-    """How many more scheduled fires `max_runs` allows (None: no limit)."""
-    if plan.max_runs is None:
+def remaining_runs(max_runs: int | None, state: ScheduleState | ScheduleView) -> int | None:
+    """How many more scheduled fires `max_runs` allows (None: no limit); an inactive
+    schedule's count starts anew (a start sets `fired` to 0)."""
+    if max_runs is None:
         return None
-    return max(0, plan.max_runs - state.fired)
+    return max(0, max_runs - (state.fired if state.status != "inactive" else 0))
 
 
 def counted(state: ScheduleState, fires: list[datetime]) -> ScheduleState:
@@ -217,7 +218,7 @@ async def after_fire(
             )
             return
         plan = Plan.model_validate(state.plan)
-        left = runs_left(plan, state)
+        left = remaining_runs(plan.max_runs, state)
         ahead = sorted(fire for _, fire in others if fire > now)
         caught_ids = {other for other, _, _ in caught}
         uncounted = [other for other, _ in others if other not in caught_ids]
@@ -246,7 +247,10 @@ def _queue_settled(
     """After a fire of an earlier generation (an action rebuilt the entries meanwhile) or of a
     schedule no longer active: keep its count; when it was the last one max_runs allows, the
     rebuild left its place free, so completing the schedule is this fire's to do."""
-    spent = state.plan is not None and runs_left(Plan.model_validate(state.plan), state) == 0
+    spent = (
+        state.plan is not None
+        and remaining_runs(Plan.model_validate(state.plan).max_runs, state) == 0
+    )
     if state.status == "active" and spent and not others:
         queue_next_run(pipe, config_id, state, [], now=now)
         return

@@ -28,9 +28,8 @@ from backend.services.schedule_entries import (
     capped,
     parse_fire_task_id,
     queue_fires,
-    runs_left,
+    remaining_runs,
 )
-from backend.services.schedule_entries import fire_task_id as fire_task_id  # tests/support's
 from backend.triggers.fires import Fire, upcoming
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ async def _rebuild(
             plan = Plan.model_validate(target.plan)
             # A fire being sent right now is counted by its after_fire: keep its place.
             sending = await _being_sent(pipe, config_id, [fire for _, fire in queued], now=now)
-            left = runs_left(plan, target)
+            left = remaining_runs(plan.max_runs, target)
             count = capped(QUEUE_DEPTH, None if left is None else left - sending)
             fires = upcoming(plan.timing(), after=now, anchor=target.anchor, count=count)
         written = replace(target, next_run_at=fires[0].at if fires else None)

@@ -14,7 +14,7 @@ from taskiq import TaskiqMessage
 from backend.models import TRIGGERS, Trigger
 
 # The label carrying a run's nominal fire time (ISO 8601, UTC): set on scheduled fires
-# (backend/services/schedules.py) and on backfill runs; absent on manual runs.
+# (backend/services/schedule_entries.py) and on backfill runs; absent on manual runs.
 SCHEDULED_FOR = "scheduled_for"
 
 

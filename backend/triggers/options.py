@@ -7,6 +7,7 @@ Only validation and the plain questions about them live here; `fires.Timing` app
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo
@@ -121,6 +122,12 @@ def jitter_offset(seed: int, nominal: datetime, limit: timedelta) -> timedelta:
 
 
 OPTION_KEYS: tuple[str, ...] = tuple(ScheduleOptions.model_fields)
+
+
+def max_runs_of(schedule_config: Mapping[str, Any]) -> int | None:
+    """The run limit of a validated schedule_config (stored, or in a plan); None: no limit."""
+    max_runs = schedule_config.get("max_runs")
+    return int(max_runs) if max_runs is not None else None
 
 
 def refuse_options(values: Any, scheduler_type: str) -> Any:

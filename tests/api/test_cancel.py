@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import get_settings
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis import timeout as live_runs
 from backend.worker.reaper import reap_once
@@ -119,7 +119,7 @@ async def test_a_sent_fire_not_started_is_cancelled(
     config = await create_config(session)
     _, headers = await operator(session)
     fire_at = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-    task_id = schedules.fire_task_id(config.id, fire_at)
+    task_id = schedule_entries.fire_task_id(config.id, fire_at)
     claim = schedule_state.claim_key(config.id, schedule_state.to_ms(fire_at))
     await redis.set(claim, schedule_state.SENT + "a-replica", ex=60)
     response = await client.post(f"{RUNS}/{task_id}/cancel", headers=headers)

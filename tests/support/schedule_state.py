@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.scheduler import ScheduleState
 
@@ -25,7 +25,7 @@ async def unconfirmed_fires(redis: Redis, config_ids: Iterable[int]) -> set[str]
         fires = [fire for _, fire in await schedule_state.queued_entries(redis, config_id)]
         claims = await schedule_state.claim_values(redis, config_id, fires)
         found |= {
-            schedules.fire_task_id(config_id, fire)
+            schedule_entries.fire_task_id(config_id, fire)
             for fire, claim in zip(fires, claims, strict=True)
             if claim is not None and not schedule_state.is_sent(claim)
         }

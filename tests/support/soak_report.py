@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import TaskExecution
-from backend.services import schedules
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import key
 from tests.support.http_sink import HttpSink
@@ -85,10 +85,10 @@ async def _check_fires(
     step = timedelta(seconds=every)
     ran = {
         parsed[1] for task_id in recorded
-        if (parsed := schedules.parse_fire_task_id(task_id)) and parsed[0] == config_id
+        if (parsed := schedule_entries.parse_fire_task_id(task_id)) and parsed[0] == config_id
     }  # fmt: skip
     for fire, was_sent in claims.items():
-        count = recorded.get(schedules.fire_task_id(config_id, fire), 0)
+        count = recorded.get(schedule_entries.fire_task_id(config_id, fire), 0)
         fires.sent += was_sent
         if was_sent and count != 1:
             report.violations.append(f"config {config_id}: fire {fire} sent, recorded {count}x")

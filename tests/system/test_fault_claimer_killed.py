@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import scheduler as schedule_state
 from tests.support import processes
 from tests.support.factories import create_config
@@ -112,7 +112,7 @@ async def test_a_fire_whose_claimer_died_is_sent_by_a_survivor_and_runs_once(
         processes.stop(doomed, kill=True)
         if survivor is not None:
             processes.stop(survivor)
-    task_id = schedules.fire_task_id(config.id, fire_at)
+    task_id = schedule_entries.fire_task_id(config.id, fire_at)
     assert fired["task_id"] == task_id
     assert datetime.fromisoformat(fired["at"]) - fire_at < GRACE
     assert (record.task_id, record.is_success, record.trigger) == (task_id, True, "scheduled")

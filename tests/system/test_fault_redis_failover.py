@@ -23,7 +23,7 @@ from backend.broker import build_broker
 from backend.config import Settings, get_settings
 from backend.main import attach_resources, create_app
 from backend.models import TaskExecution
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import timeout as live_runs
 from backend.services.redis.keys import client_for
 from tests.support import processes, sink_task
@@ -228,5 +228,5 @@ async def test_a_sentinel_failover_repeats_no_fire_and_loses_no_record(
 
 
 def _fire_of(task_id: str) -> datetime | None:
-    parsed = schedules.parse_fire_task_id(task_id)
+    parsed = schedule_entries.parse_fire_task_id(task_id)
     return parsed[1] if parsed else None

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.services import schedules
+from backend.services import schedule_entries, schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
 from tests.support import processes
@@ -132,7 +132,7 @@ async def test_scheduler_killed_in_a_burst_loses_and_repeats_nothing(
         fired = [e for e in items if e["event"] == "fired"]
         missed = [e for e in items if e["event"] == "missed"]
         assert len({e["fire_at"] for e in fired}) == len(fired), "a fire recorded twice"
-        unsent = [f for f in fires if schedules.fire_task_id(config.id, f) not in sent_ids]
+        unsent = [f for f in fires if schedule_entries.fire_task_id(config.id, f) not in sent_ids]
         for fire in unsent:
             assert covered(fire, missed), f"fire {fire} of config {config.id} lost silently"
         # A fire may go unsent only if it fell due while no scheduler was up to send it.
