@@ -18,16 +18,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskiq import ScheduledTask
 
 from backend.config import get_settings
-from backend.models import TaskConfig
 from backend.scheduler.source import TaskhubScheduleSource
-from backend.services import schedule_entries, schedules
-from backend.services.redis import history
+from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import create_client
-from tests.support.factories import create_config
+from tests.support.fires import first_entry, kinds, started
 from tests.support.redis_sentinel import free_port
 
 
@@ -75,24 +72,6 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
         yield server
     finally:
         server.stop()
-
-
-async def started(session: AsyncSession, redis: Redis, *, now: datetime) -> TaskConfig:
-    config = await create_config(
-        session, scheduler_type="interval", schedule_config={"seconds": 60}
-    )
-    await schedules.apply_action(redis, config, "start", now=now)
-    return config
-
-
-async def first_entry(redis: Redis, config_id: int) -> ScheduledTask:
-    entry_id, _ = (await schedule_state.queued_entries(redis, config_id))[0]
-    data = await redis.get(schedule_state.data_key(entry_id))
-    return ScheduledTask.model_validate_json(data)
-
-
-async def kinds(redis: Redis, config_id: int) -> list[str]:
-    return [e["event"] for e in reversed((await history.read(redis, config_id))[0])]
 
 
 async def test_post_send_books_the_fire_once_redis_is_back(

@@ -11,18 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskiq import InMemoryBroker, ScheduledTask
+from taskiq import InMemoryBroker
 from taskiq.message import BrokerMessage
 
 from backend.config import get_settings
-from backend.models import TaskConfig
 from backend.scheduler import sender
 from backend.scheduler.sender import TaskhubScheduler
 from backend.scheduler.source import TaskhubScheduleSource
 from backend.services import schedules
 from backend.services.redis import history
 from backend.services.redis import scheduler as schedule_state
-from tests.support.factories import create_config
+from tests.support.fires import first_entry, kinds, started
 
 
 class FlakyBroker(InMemoryBroker):
@@ -60,24 +59,6 @@ async def source() -> AsyncIterator[TaskhubScheduleSource]:
 async def source_without_grace() -> AsyncIterator[TaskhubScheduleSource]:
     async for made in source_with(0):
         yield made
-
-
-async def started(session: AsyncSession, redis: Redis, *, now: datetime) -> TaskConfig:
-    config = await create_config(
-        session, scheduler_type="interval", schedule_config={"seconds": 60}
-    )
-    await schedules.apply_action(redis, config, "start", now=now)
-    return config
-
-
-async def first_entry(redis: Redis, config_id: int) -> ScheduledTask:
-    entry_id, _ = (await schedule_state.queued_entries(redis, config_id))[0]
-    data = await redis.get(schedule_state.data_key(entry_id))
-    return ScheduledTask.model_validate_json(data)
-
-
-async def kinds(redis: Redis, config_id: int) -> list[str]:
-    return [e["event"] for e in reversed((await history.read(redis, config_id))[0])]
 
 
 async def test_a_failed_send_gives_the_claim_back_and_is_retried(
