@@ -8,7 +8,6 @@ after a SAVE and started again on the same port and folder: back with the same d
 
 import asyncio
 import logging
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import get_settings
@@ -25,57 +23,21 @@ from backend.services import schedule_entries
 from backend.services.redis import scheduler as schedule_state
 from backend.services.redis.keys import create_client
 from tests.support.fires import first_entry, kinds, started
-from tests.support.redis_sentinel import free_port
-
-
-class OwnRedis:
-    """One redis-server on a free port, stopped and started again as the test says."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self, timeout: float = 10) -> None:
-        with (self.folder / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220  # returns at once
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--dir", str(self.folder), "--save", "", "--appendonly", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        probe = Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    if await probe.ping():
-                        return
-                except RedisError:
-                    if time.monotonic() > deadline:
-                        raise
-                await asyncio.sleep(0.05)
-        finally:
-            await probe.aclose()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path)
     await server.start()
     try:
         yield server
     finally:
-        server.stop()
+        server.kill()
 
 
 async def test_post_send_books_the_fire_once_redis_is_back(
-    own_redis: OwnRedis, session: AsyncSession, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, session: AsyncSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = get_settings().model_copy(
         update={"redis_url": own_redis.url, "redis_outage_wait_seconds": 60}
@@ -87,7 +49,7 @@ async def test_post_send_books_the_fire_once_redis_is_back(
         task = await first_entry(redis, config.id)
         await source.pre_send(task)  # claimed; the message is "published" now
         await redis.save()
-        own_redis.stop()  # Redis goes away between the publish and the bookkeeping
+        own_redis.kill()  # Redis goes away between the publish and the bookkeeping
 
         caplog.set_level(logging.WARNING, logger="backend.redis_retry")
         booking = asyncio.create_task(source.post_send(task))

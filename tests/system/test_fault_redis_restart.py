@@ -4,8 +4,6 @@ the schedules keep firing afterwards and every config's schedule status is intac
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +11,13 @@ from pathlib import Path
 import aio_pika
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.services import schedules
 from backend.services.redis import scheduler as schedule_state
 from tests.support import processes
 from tests.support.factories import create_config
+from tests.support.redis_server import RedisServer
 from tests.support.runs import records
 from tests.support.worker_process import AMQP_URL, Worker
 
@@ -31,61 +29,9 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    """A test-owned redis-server with AOF in its own directory, restartable on one port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self._spawn()
-        client = Redis.from_url(self.url)
-
-        async def answers() -> bool:
-            try:
-                return bool(await client.ping())
-            except RedisConnectionError:
-                return False
-
-        try:
-            await processes.eventually(answers, timeout=10)
-        finally:
-            await client.aclose()
-
-    def _spawn(self) -> None:
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        """SIGTERM: Redis writes its AOF out and exits, as on a normal restart."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(15)
-
-
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
+    server = RedisServer(tmp_path, appendonly=True)
     await server.start()
     yield server
     server.stop()
